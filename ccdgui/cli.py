@@ -1,0 +1,246 @@
+"""Command line: ``ccdgui simulate``, ``ccdgui reduce``, and the GUI when run without a command.
+
+Errors a user can fix (bad arguments, an empty folder) end with a one-line message and a non-zero exit
+status, never a traceback. Progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+
+EXIT_USAGE = 2
+EXIT_NOTHING = 3
+EXIT_CANCELLED = 130
+
+
+class CliError(Exception):
+    """A one-line message for the user; the exit status is ``code``."""
+
+    def __init__(self, message: str, code: int = EXIT_NOTHING) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, no usage dump
+        raise CliError(f"{self.prog}: {message} (see {self.prog} --help)", EXIT_USAGE)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be ≥ 0, got {text}")
+    return value
+
+
+def _size(text: str) -> int:
+    value = int(text)
+    if value < 8:
+        raise argparse.ArgumentTypeError(f"frame sides must be ≥ 8 pixels, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ccdgui", description="Inspect and calibrate astronomical CCD frames. "
+                                                "Without a command, opens the desktop application.")
+    parser.add_argument("--version", action="version", version=f"ccdgui {__version__}")
+    parser.add_argument("--smoke-test", action="store_true",
+                        help="start the window offscreen, simulate and calibrate a small night, exit")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    sim = commands.add_parser("simulate", help="write a simulated night of FITS frames")
+    sim.add_argument("outdir", type=Path)
+    sim.add_argument("--size", nargs=2, type=_size, metavar=("NX", "NY"),
+                     help="frame size (default 2000 2000)")
+    for flag, help_text in (("--n-bias", "bias frames"), ("--n-dark", "dark frames"),
+                            ("--n-flat", "flat frames per filter"), ("--n-light", "light frames per filter")):
+        sim.add_argument(flag, type=_positive_int, metavar="N", help=help_text)
+    sim.add_argument("--read-noise", type=float, metavar="E", help="read noise, electrons (700)")
+    sim.add_argument("--bias-level", type=float, metavar="ADU", help="bias level (1100)")
+    sim.add_argument("--dark-current", type=float, metavar="E_PER_S", help="dark current, e-/s/pixel (0.1)")
+    sim.add_argument("--dark-exposure", type=float, metavar="S", help="dark exposure, s (60)")
+    sim.add_argument("--light-exposure", type=float, metavar="S", help="light exposure, s (30)")
+    sim.add_argument("--sky", type=float, metavar="ADU", help="sky level (20)")
+    sim.add_argument("--stars", type=_positive_int, metavar="N", help="number of stars (50)")
+    sim.add_argument("--max-star-counts", type=float, metavar="ADU", help="peak of the brightest star (2000)")
+    sim.add_argument("--gain", type=float, metavar="G", help="gain, e-/ADU (1.0)")
+    sim.add_argument("--filters", metavar="r,g,...", help="filters for flats and lights (r)")
+    sim.add_argument("--cosmic-rays", type=_positive_int, metavar="N", help="cosmic rays per light (0)")
+    sim.add_argument("--seed", type=int, metavar="N", help="random seed (0)")
+
+    red = commands.add_parser("reduce", help="build masters and calibrate the lights in a folder")
+    red.add_argument("indir", type=Path)
+    red.add_argument("outdir", type=Path)
+    red.add_argument("--combine", choices=("average", "median", "sum"))
+    red.add_argument("--reject", choices=("none", "sigma", "minmax"))
+    red.add_argument("--sigma-low", type=float, metavar="S")
+    red.add_argument("--sigma-high", type=float, metavar="S")
+    red.add_argument("--recipe", type=Path, metavar="FILE.json", help="options from a recipe file "
+                                                                       "(flags given here win)")
+    red.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+    gui = commands.add_parser("gui", help="open the desktop application (the default)")
+    gui.add_argument("paths", nargs="*", help="FITS files or folders to open")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = build_parser().parse_args(argv)
+        if args.smoke_test:
+            from .app import smoke_test
+
+            return smoke_test()
+        if args.command == "simulate":
+            return cmd_simulate(args)
+        if args.command == "reduce":
+            return cmd_reduce(args)
+        from .app import run_gui
+
+        return run_gui(getattr(args, "paths", []) or [])
+    except CliError as exc:
+        print(f"ccdgui: error: {exc}" if not str(exc).startswith("ccdgui") else f"{exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print("ccdgui: cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+
+
+# --- simulate ----------------------------------------------------------------------------------------
+_SIM_FLAGS = {"n_bias": "n_bias", "n_dark": "n_dark", "n_flat": "n_flat", "n_light": "n_light",
+              "read_noise": "read_noise", "bias_level": "bias_level", "dark_current": "dark_current",
+              "dark_exposure": "dark_exposure", "light_exposure": "light_exposure", "sky": "sky",
+              "stars": "n_stars", "max_star_counts": "max_star_counts", "gain": "gain",
+              "cosmic_rays": "cosmic_rays", "seed": "seed"}
+
+
+def sim_params_from_args(args: argparse.Namespace):
+    from .model.simulate import SimParams
+
+    params = SimParams()
+    for flag, field_name in _SIM_FLAGS.items():
+        value = getattr(args, flag)
+        if value is not None:
+            setattr(params, field_name, value)
+    if args.size:
+        params.nx, params.ny = args.size
+    if args.filters is not None:
+        filters = tuple(f.strip() for f in args.filters.split(",") if f.strip())
+        if not filters:
+            raise CliError("--filters needs at least one filter name, e.g. r,g", EXIT_USAGE)
+        params.filters = filters
+    if params.gain <= 0:
+        raise CliError("--gain must be positive", EXIT_USAGE)
+    return params
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .model import fitsio, simulate
+
+    params = sim_params_from_args(args)
+    outdir: Path = args.outdir
+    if outdir.exists() and not outdir.is_dir():
+        raise CliError(f"{outdir} exists and is not a folder", EXIT_USAGE)
+    total = params.n_bias + params.n_dark + len(params.filters) * (params.n_flat + params.n_light)
+    started = time.perf_counter()
+    for index, frame in enumerate(simulate.iter_night(params), start=1):
+        fitsio.write_frame(frame, outdir / frame.name, overwrite=True)
+        _progress(index / max(total, 1), f"wrote {frame.name}")
+    truth = simulate.make_camera(params)
+    fitsio.write_frame(truth.flat_frame(), outdir / "truth" / "flat.fits", overwrite=True)
+    fitsio.write_frame(truth.sky_stars_frame(), outdir / "truth" / "sky_stars.fits", overwrite=True)
+    print(f"ccdgui: simulated {total} frames of {params.nx}x{params.ny} in {outdir} "
+          f"({time.perf_counter() - started:.1f} s); truth in {outdir / 'truth'}", file=sys.stderr)
+    return 0
+
+
+# --- reduce ------------------------------------------------------------------------------------------
+def recipe_from_args(args: argparse.Namespace):
+    from .model.pipeline import Recipe
+
+    recipe = Recipe()
+    if args.recipe is not None:
+        try:
+            data = json.loads(args.recipe.read_text())
+        except OSError as exc:
+            raise CliError(f"cannot read recipe {args.recipe}: {exc.strerror}", EXIT_USAGE) from None
+        except json.JSONDecodeError as exc:
+            raise CliError(f"recipe {args.recipe} is not valid JSON: {exc.msg} at line {exc.lineno}",
+                           EXIT_USAGE) from None
+        data = data.get("recipe", data) if isinstance(data, dict) else data
+        try:
+            recipe = Recipe.from_dict(data)
+        except (TypeError, ValueError) as exc:
+            raise CliError(f"recipe {args.recipe}: {exc}", EXIT_USAGE) from None
+    for flag, field_name in (("combine", "combine"), ("reject", "reject"), ("sigma_low", "sigma_low"),
+                             ("sigma_high", "sigma_high")):
+        value = getattr(args, flag)
+        if value is not None:
+            setattr(recipe, field_name, value)
+    return recipe
+
+
+def cmd_reduce(args: argparse.Namespace) -> int:
+    from .model import fitsio, pipeline
+
+    recipe = recipe_from_args(args)
+    indir: Path = args.indir
+    outdir: Path = args.outdir
+    if not indir.is_dir():
+        raise CliError(f"input folder {indir} does not exist or is not a folder", EXIT_USAGE)
+    if outdir.exists() and outdir.resolve() == indir.resolve():
+        raise CliError("the output folder must differ from the input folder", EXIT_USAGE)
+    report = (lambda *a: None) if args.quiet else _progress
+    started = time.perf_counter()
+    paths = fitsio.iter_fits_paths(indir)
+    if outdir.resolve().is_relative_to(indir.resolve()):
+        paths = [p for p in paths if not p.resolve().is_relative_to(outdir.resolve())]
+    frames, quarantined = fitsio.read_frames(paths)
+    for problem in quarantined:
+        print(f"ccdgui: skipped {problem}", file=sys.stderr)
+    if not frames:
+        raise CliError(f"no readable FITS frame in {indir}")
+    result = _drive(pipeline.run(frames, recipe), report)
+    for problem in result.problems:
+        print(f"ccdgui: note: {problem}", file=sys.stderr)
+    if not result.masters and not result.calibrated:
+        raise CliError("nothing to do: no bias, dark, flat or light frames were recognised in "
+                       f"{indir} ({len(frames)} unclassified)")
+    inputs = [f.path for f in frames if f.path is not None]
+    written = []
+    for folder, group in (("masters", result.masters), ("calibrated", result.calibrated)):
+        for frame in group:
+            written.append(fitsio.write_frame(frame, outdir / folder / frame.name, overwrite=True,
+                                              protect=inputs))
+    record = pipeline.provenance(recipe, frames, quarantined, result)
+    recipe_path = outdir / "recipe.json"
+    recipe_path.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"ccdgui: {len(result.masters)} master(s), {len(result.calibrated)} calibrated frame(s) in "
+          f"{outdir} ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
+    return 0
+
+
+def _drive(generator, report):
+    """Run a pipeline generator to its end, reporting progress; returns its result."""
+    try:
+        while True:
+            progress = next(generator)
+            report(progress.fraction, progress.message)
+    except StopIteration as stop:
+        return stop.value
+
+
+_last_message = [""]
+
+
+def _progress(fraction: float, message: str) -> None:
+    if message != _last_message[0] or fraction >= 1.0:
+        print(f"[{fraction * 100:5.1f}%] {message}", file=sys.stderr)
+        _last_message[0] = message

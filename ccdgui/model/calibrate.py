@@ -1,0 +1,94 @@
+"""Pure calibration verbs: each takes frames and returns a new frame, recording what it did.
+
+Inputs are never modified. Each verb appends one HISTORY line and sets the ccdproc-style keyword
+(SUBBIAS, SUBDARK, FLATCOR) so that tools can tell the frame is already calibrated.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .frame import Frame
+
+
+class CalibrationError(ValueError):
+    """Frames that cannot be combined in the requested way (shape or exposure mismatch)."""
+
+
+def _check_shapes(frame: Frame, master: Frame, what: str) -> None:
+    if frame.shape != master.shape:
+        raise CalibrationError(
+            f"{what} {master.name or '(unnamed)'} is {master.shape[1]}x{master.shape[0]} but "
+            f"{frame.name or 'the frame'} is {frame.shape[1]}x{frame.shape[0]}")
+
+
+def _mark(frame: Frame, keyword: str, value: str) -> None:
+    frame.header[keyword] = (value[:68], "ccdgui calibration step")
+
+
+def subtract_bias(frame: Frame, master_bias: Frame) -> Frame:
+    """frame − master bias."""
+    _check_shapes(frame, master_bias, "master bias")
+    out = frame.derive(frame.data - master_bias.data,
+                       history=f"Subtracted master bias {master_bias.name}")
+    _mark(out, "SUBBIAS", master_bias.name or "master bias")
+    return out
+
+
+def dark_scale_factor(frame: Frame, master_dark: Frame, scale: bool = True) -> float:
+    """t_frame / t_dark, or 1 when the exposures agree; raises when they differ and scaling is off."""
+    t_frame, t_dark = frame.exptime, master_dark.exptime
+    if t_frame is not None and t_dark is not None and np.isclose(t_frame, t_dark, rtol=0, atol=1e-3):
+        return 1.0
+    if not scale:
+        raise CalibrationError(
+            f"dark exposure {t_dark} s differs from frame exposure {t_frame} s and dark scaling is off")
+    if t_frame is None or t_dark is None or t_dark <= 0:
+        raise CalibrationError(
+            f"cannot scale the dark: exposure unknown (frame {t_frame}, dark {t_dark})")
+    return float(t_frame) / float(t_dark)
+
+
+def subtract_dark(frame: Frame, master_dark: Frame, scale: bool = True) -> Frame:
+    """frame − master dark × (t_frame / t_dark). The master dark must be bias-subtracted."""
+    _check_shapes(frame, master_dark, "master dark")
+    factor = dark_scale_factor(frame, master_dark, scale)
+    if factor == 1.0:
+        data = frame.data - master_dark.data
+        note = f"Subtracted master dark {master_dark.name}"
+    else:
+        data = frame.data - np.float32(factor) * master_dark.data
+        note = f"Subtracted master dark {master_dark.name} scaled by {factor:.6g}"
+    out = frame.derive(data, history=note)
+    _mark(out, "SUBDARK", master_dark.name or "master dark")
+    return out
+
+
+def flat_norm_value(master_flat: Frame, normalise: str = "mean") -> float:
+    """The value the master flat is divided by before flat-fielding (mean or median of finite pixels)."""
+    data = master_flat.data
+    finite = data[np.isfinite(data)]
+    if finite.size == 0:
+        raise CalibrationError(f"master flat {master_flat.name} has no finite pixel")
+    if normalise == "mean":
+        value = float(finite.mean(dtype=np.float64))
+    elif normalise == "median":
+        value = float(np.median(finite))
+    else:
+        raise ValueError(f"unknown flat normalisation {normalise!r} (use mean or median)")
+    if not value > 0:
+        raise CalibrationError(f"master flat {master_flat.name} has a non-positive {normalise} ({value})")
+    return value
+
+
+def flat_correct(frame: Frame, master_flat: Frame, normalise: str = "mean") -> Frame:
+    """frame / (master flat / its mean): the result keeps the frame's overall level."""
+    _check_shapes(frame, master_flat, "master flat")
+    norm = flat_norm_value(master_flat, normalise)
+    flat = master_flat.data / np.float32(norm)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        data = frame.data / flat
+    out = frame.derive(data, history=f"Divided by master flat {master_flat.name} normalised by its "
+                                     f"{normalise} {norm:.6g}")
+    _mark(out, "FLATCOR", master_flat.name or "master flat")
+    return out

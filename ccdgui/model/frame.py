@@ -1,0 +1,96 @@
+"""The frame: a 2-D float32 image with its FITS header, where it came from and what kind it is."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+
+class FrameKind(str, enum.Enum):
+    """What a frame is. Masters and calibrated frames are kinds of their own."""
+
+    BIAS = "bias"
+    DARK = "dark"
+    FLAT = "flat"
+    LIGHT = "light"
+    UNKNOWN = "unknown"
+    MASTER_BIAS = "master bias"
+    MASTER_DARK = "master dark"
+    MASTER_FLAT = "master flat"
+    CALIBRATED = "calibrated"
+
+    @property
+    def imagetyp(self) -> str:
+        """The IMAGETYP header value written for this kind."""
+        return self.value.upper()
+
+
+def _float_or_none(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+@dataclass(eq=False)
+class Frame:
+    """An image and its metadata. Treat as immutable: verbs return new frames.
+
+    ``data`` is a 2-D native-endian float32 array; ``header`` an astropy Header (the frame owns it).
+    """
+
+    data: np.ndarray
+    header: fits.Header = field(default_factory=fits.Header)
+    kind: FrameKind = FrameKind.UNKNOWN
+    path: Path | None = None
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.data.ndim != 2:
+            raise ValueError(f"a frame holds a 2-D image, got {self.data.ndim}-D data")
+        if not self.name and self.path is not None:
+            self.name = Path(self.path).name
+
+    # --- header conveniences -------------------------------------------------------------
+    @property
+    def exptime(self) -> float | None:
+        """Exposure in seconds from EXPTIME (or EXPOSURE), None when absent or unreadable."""
+        for key in ("EXPTIME", "EXPOSURE"):
+            if key in self.header:
+                return _float_or_none(self.header[key])
+        return None
+
+    @property
+    def filter(self) -> str | None:
+        """FILTER value stripped of padding; None when absent, blank or 'None'."""
+        value = self.header.get("FILTER")
+        if value is None:
+            return None
+        text = str(value).strip()
+        return text if text and text.lower() != "none" else None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.data.shape  # type: ignore[return-value]
+
+    # --- making new frames ------------------------------------------------------------------
+    def derive(self, data: np.ndarray, history: str | None = None, kind: FrameKind | None = None,
+               name: str | None = None) -> Frame:
+        """A new frame with ``data``, a copy of this header plus one HISTORY line; self is untouched."""
+        header = self.header.copy()
+        if history:
+            add_history(header, history)
+        return Frame(data=np.asarray(data, dtype=np.float32), header=header,
+                     kind=self.kind if kind is None else kind, path=None,
+                     name=self.name if name is None else name)
+
+
+def add_history(header: fits.Header, text: str) -> None:
+    """Append ``text`` to HISTORY, split into FITS-sized pieces."""
+    width = 70
+    for start in range(0, len(text), width):
+        header.add_history(text[start:start + width])
