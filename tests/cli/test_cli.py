@@ -1,0 +1,126 @@
+"""`ccdgui simulate` → `ccdgui reduce` end to end, and clear one-line errors."""
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.stats import mad_std
+
+from ccdgui.cli import main
+
+SMALL = ["--size", "300", "200", "--n-bias", "4", "--n-dark", "4", "--n-flat", "3", "--n-light", "2",
+         "--filters", "r,g", "--seed", "4"]
+
+
+def sha256s(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*.fits"))}
+
+
+def ccdgui(*args):
+    return subprocess.run([sys.executable, "-m", "ccdgui", *map(str, args)], capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("night")
+    assert main(["simulate", str(folder), *SMALL]) == 0
+    return folder
+
+
+def test_simulate_writes_frames_and_truth(night):
+    names = sorted(p.name for p in night.glob("*.fits"))
+    assert len(names) == 4 + 4 + 2 * 3 + 2 * 2
+    header = fits.getheader(next(night.glob("light_g_*.fits")))
+    assert header["IMAGETYP"] == "LIGHT" and header["EXPTIME"] == 30.0 and header["FILTER"] == "g"
+    assert header["NAXIS1"] == 300 and header["NAXIS2"] == 200
+    for key in ("GAIN", "RDNOISE", "DATE-OBS"):
+        assert key in header
+    flat = fits.getdata(night / "truth" / "flat.fits")
+    assert flat.shape == (200, 300) and 0.9 < flat.mean() < 1.0
+    assert fits.getdata(night / "truth" / "sky_stars.fits").min() >= 19.9
+
+
+def test_reduce_end_to_end(night, tmp_path):
+    before = sha256s(night)
+    out = tmp_path / "reduced"
+    assert main(["reduce", str(night), str(out), "--combine", "median", "--sigma-low", "4"]) == 0
+    assert sha256s(night) == before
+    masters = sorted(p.name for p in (out / "masters").iterdir())
+    assert masters == ["master_bias.fits", "master_dark_60s.fits", "master_flat_g.fits", "master_flat_r.fits"]
+    calibrated = sorted(p.name for p in (out / "calibrated").iterdir())
+    assert calibrated == sorted(p.name for p in night.glob("light_*.fits"))
+    header = fits.getheader(out / "masters" / "master_dark_60s.fits")
+    assert header["IMAGETYP"] == "MASTER DARK" and header["NCOMBINE"] == 4 and header["EXPTIME"] == 60.0
+    assert fits.getheader(out / "masters" / "master_flat_g.fits")["FILTER"] == "g"
+    record = json.loads((out / "recipe.json").read_text())
+    assert record["recipe"]["combine"] == "median" and record["recipe"]["sigma_low"] == 4.0
+    checksums = {entry["file"].split("/")[-1]: entry["sha256"] for entry in record["inputs"]}
+    assert checksums == before
+    assert record["software"]["ccdgui"]
+    # calibrated ≈ mean(true flat) × true sky+stars
+    mean_flat = fits.getdata(night / "truth" / "flat.fits").mean()
+    truth = fits.getdata(night / "truth" / "sky_stars.fits") * mean_flat
+    light = fits.getdata(out / "calibrated" / "light_r_000.fits")
+    assert light.dtype == np.dtype(">f4")
+    assert abs(np.median(light - truth)) < 15
+    assert mad_std(light - truth) < 1000
+
+
+def test_recipe_replay_gives_identical_masters(night, tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert main(["reduce", str(night), str(first), "--reject", "minmax", "--quiet"]) == 0
+    assert main(["reduce", str(night), str(second), "--recipe", str(first / "recipe.json"), "--quiet"]) == 0
+    assert json.loads((second / "recipe.json").read_text())["recipe"]["reject"] == "minmax"
+    np.testing.assert_array_equal(fits.getdata(first / "masters" / "master_bias.fits"),
+                                  fits.getdata(second / "masters" / "master_bias.fits"))
+
+
+@pytest.mark.skipif(shutil.which("fitsverify") is None, reason="fitsverify is not installed")
+def test_outputs_pass_fitsverify(night, tmp_path):
+    out = tmp_path / "r"
+    assert main(["reduce", str(night), str(out), "--quiet"]) == 0
+    files = sorted(out.rglob("*.fits"))
+    result = subprocess.run(["fitsverify", "-q", "-e", *map(str, files)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.count("OK") == len(files)
+
+
+def test_biases_alone_give_a_master_bias(night, tmp_path):
+    biases = tmp_path / "biases"
+    biases.mkdir()
+    for path in night.glob("bias_*.fits"):
+        shutil.copy(path, biases)
+    assert main(["reduce", str(biases), str(tmp_path / "out"), "--quiet"]) == 0
+    assert [p.name for p in (tmp_path / "out" / "masters").iterdir()] == ["master_bias.fits"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["reduce", "{empty}", "{out}"], "no readable FITS frame"),
+    (["reduce", "{missing}", "{out}"], "does not exist"),
+    (["reduce", "{empty}", "{out}", "--combine", "mode"], "invalid choice"),
+    (["simulate", "{out}", "--size", "0", "10"], "must be ≥ 8"),
+    (["reduce", "{empty}", "{out}", "--recipe", "{bad_recipe}"], "not valid JSON"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_arguments_give_one_line_errors(tmp_path, args, message):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "junk.fits").write_bytes(b"not fits at all" * 100)
+    (tmp_path / "bad.json").write_text("{ nope")
+    places = {"empty": tmp_path / "empty", "out": tmp_path / "out", "missing": tmp_path / "missing",
+              "bad_recipe": tmp_path / "bad.json"}
+    result = ccdgui(*[a.format(**places) for a in args])
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("ccdgui: skipped")]
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_version():
+    result = ccdgui("--version")
+    assert result.returncode == 0 and result.stdout.startswith("ccdgui ")
