@@ -6,6 +6,8 @@ Inputs are never modified. Each verb appends one HISTORY line and sets the ccdpr
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from .frame import Frame
@@ -91,4 +93,80 @@ def flat_correct(frame: Frame, master_flat: Frame, normalise: str = "mean") -> F
     out = frame.derive(data, history=f"Divided by master flat {master_flat.name} normalised by its "
                                      f"{normalise} {norm:.6g}")
     _mark(out, "FLATCOR", master_flat.name or "master flat")
+    return out
+
+
+# --- overscan and trim -------------------------------------------------------------------------------
+_SECTION = re.compile(r"^\s*\[\s*([^,\]]*)\s*,\s*([^,\]]*)\s*\]\s*$")
+
+
+def _axis_slice(text: str, length: int, axis: str) -> slice:
+    text = text.strip()
+    if text in ("*", ":", ""):
+        return slice(0, length)
+    match = re.fullmatch(r"(\d+)\s*:\s*(\d+)", text)
+    if not match:
+        raise ValueError(f"cannot read the {axis} range {text!r}")
+    first, last = int(match.group(1)), int(match.group(2))
+    if first > last:
+        first, last = last, first  # IRAF allows flipped ranges; we keep the orientation
+    if first < 1 or last > length:
+        raise ValueError(f"{axis} range {first}:{last} lies outside 1:{length}")
+    return slice(first - 1, last)
+
+
+def parse_section(section: str, shape: tuple[int, int]) -> tuple[slice, slice]:
+    """A FITS/IRAF section '[x1:x2, y1:y2]' (1-based, inclusive, x = column) as numpy (rows, cols) slices.
+
+    Raises ValueError (one line) when it cannot be read or lies outside an image of ``shape``.
+    """
+    match = _SECTION.match(str(section))
+    if not match:
+        raise ValueError(f"not a section of the form [x1:x2,y1:y2]: {section!r}")
+    cols = _axis_slice(match.group(1), shape[1], "column")
+    rows = _axis_slice(match.group(2), shape[0], "row")
+    return rows, cols
+
+
+def subtract_overscan(frame: Frame, section: str, method: str = "median") -> Frame:
+    """Subtract the overscan level read from ``section`` (1-based FITS section) line by line.
+
+    A strip taller than wide (columns beside the image) gives one value per row; a wider strip (rows
+    below or above the image) one per column. ``method`` is median or mean of the strip's pixels along the
+    short axis (like ccdproc.subtract_overscan with median=True / False).
+    """
+    rows, cols = parse_section(section, frame.shape)
+    strip = frame.data[rows, cols]
+    per_row = strip.shape[0] >= strip.shape[1]
+    axis = 1 if per_row else 0
+    if method == "median":
+        level = np.median(strip, axis=axis)
+    elif method == "mean":
+        level = np.mean(strip, axis=axis, dtype=np.float64)
+    else:
+        raise ValueError(f"unknown overscan method {method!r} (use median or mean)")
+    level = level.astype(np.float32)
+    if per_row:
+        full = np.full(frame.shape[0], np.nan, np.float32) if strip.shape[0] < frame.shape[0] else level
+        if strip.shape[0] < frame.shape[0]:
+            full[rows] = level
+            full = np.where(np.isnan(full), np.nanmedian(level), full).astype(np.float32)
+        data = frame.data - full[:, None]
+    else:
+        full = np.full(frame.shape[1], np.nanmedian(level), np.float32)
+        full[cols] = level
+        data = frame.data - full[None, :]
+    out = frame.derive(data, history=f"Subtracted overscan {section.strip()} ({method} per "
+                                     f"{'row' if per_row else 'column'})")
+    out.header["OVERSCAN"] = (section.strip()[:60], "ccdgui: overscan region subtracted")
+    return out
+
+
+def trim(frame: Frame, section: str) -> Frame:
+    """Keep only ``section`` (1-based FITS section) of the frame."""
+    rows, cols = parse_section(section, frame.shape)
+    out = frame.derive(np.ascontiguousarray(frame.data[rows, cols]), history=f"Trimmed to {section.strip()}")
+    for key in ("BIASSEC", "TRIMSEC", "DATASEC"):
+        out.header.remove(key, ignore_missing=True)
+    out.header["TRIMIM"] = (section.strip()[:60], "ccdgui: trimmed to this section")
     return out

@@ -24,7 +24,7 @@ from astropy.io import fits
 from astropy.utils.exceptions import AstropyWarning
 
 from .frame import Frame, add_history
-from .library import classify
+from .library import classify, header_notes
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz", ".fz", ".gz")
 
@@ -126,8 +126,19 @@ def read_frame(path: str | os.PathLike, hdu: int | None = None) -> Frame:
         raise FrameError(f"{data.ndim}-D data, not a 2-D image")
     if not np.isfinite(data).any():
         raise FrameError("no finite pixel (all NaN/Inf)")
-    kind, _guessed = classify(header, path.name, data)
-    return Frame(data=data, header=header, kind=kind, path=path, name=path.name)
+    kind, guessed = classify(header, path.name, data)
+    notes = header_notes(header, data)
+    if guessed:
+        notes.insert(0, _guess_note(header, kind))
+    return Frame(data=data, header=header, kind=kind, path=path, name=path.name, guessed=guessed, notes=notes)
+
+
+def _guess_note(header: fits.Header, kind) -> str:
+    if kind.value == "unknown":
+        if "EXPTIME" not in header and "EXPOSURE" not in header:
+            return "no frame type and no exposure in the header: unclassified (set its type to use it)"
+        return "no recognised frame type in the header: unclassified (set its type to use it)"
+    return f"type guessed as {kind.value} from the file name or exposure"
 
 
 def _one_line(exc: Exception) -> str:

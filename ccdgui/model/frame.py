@@ -48,6 +48,8 @@ class Frame:
     kind: FrameKind = FrameKind.UNKNOWN
     path: Path | None = None
     name: str = ""
+    guessed: bool = False                           # kind guessed from file name / exposure
+    notes: list[str] = field(default_factory=list)  # warnings about this frame, one line each
 
     def __post_init__(self) -> None:
         if self.data.ndim != 2:
@@ -58,10 +60,30 @@ class Frame:
     # --- header conveniences -------------------------------------------------------------
     @property
     def exptime(self) -> float | None:
-        """Exposure in seconds from EXPTIME (or EXPOSURE), None when absent or unreadable."""
-        for key in ("EXPTIME", "EXPOSURE"):
-            if key in self.header:
-                return _float_or_none(self.header[key])
+        """Exposure in seconds from EXPTIME (or EXPOSURE unless its comment says minutes), else None."""
+        if "EXPTIME" in self.header:
+            return _float_or_none(self.header["EXPTIME"])
+        if "EXPOSURE" in self.header and "min" not in self.header.comments["EXPOSURE"].lower():
+            return _float_or_none(self.header["EXPOSURE"])
+        return None
+
+    @property
+    def binning(self) -> tuple[int, int]:
+        """(x, y) binning from XBINNING/YBINNING, 1 when absent."""
+        def factor(key: str) -> int:
+            value = _float_or_none(self.header.get(key, 1))
+            return int(value) if value and value >= 1 else 1
+
+        return factor("XBINNING"), factor("YBINNING")
+
+    @property
+    def temperature(self) -> float | None:
+        """Sensor temperature in °C: SET-TEMP if present, else CCD-TEMP; None when absent or implausible
+        (some cameras write a housing temperature in other units there, e.g. 180.2)."""
+        for key in ("SET-TEMP", "CCD-TEMP"):
+            value = _float_or_none(self.header.get(key))
+            if value is not None and -150.0 <= value <= 60.0:
+                return value
         return None
 
     @property
@@ -86,7 +108,7 @@ class Frame:
             add_history(header, history)
         return Frame(data=np.asarray(data, dtype=np.float32), header=header,
                      kind=self.kind if kind is None else kind, path=None,
-                     name=self.name if name is None else name)
+                     name=self.name if name is None else name, guessed=self.guessed, notes=list(self.notes))
 
 
 def add_history(header: fits.Header, text: str) -> None:

@@ -65,6 +65,9 @@ def classify(header: fits.Header, filename: str = "", data: np.ndarray | None = 
             if header_kind is not None:
                 break
     name_kind = kind_from_filename(filename)
+    has_exposure = "EXPTIME" in header or "EXPOSURE" in header
+    if header_kind is None and not has_exposure:
+        return FrameKind.UNKNOWN, True  # no metadata at all: never guess a role for it
     if header_kind is not None:
         if header_kind is FrameKind.LIGHT and name_kind is FrameKind.FLAT:
             return FrameKind.FLAT, True
@@ -80,9 +83,30 @@ def classify(header: fits.Header, filename: str = "", data: np.ndarray | None = 
     return FrameKind.UNKNOWN, True
 
 
+TEMPERATURE_BAND = 2.5  # °C: frames whose set-point rounds to the same multiple share masters
+
+
 def exposure_key(seconds: float | None) -> float | None:
     """Exposure rounded to 1 ms so that 60 and 60.0000001 group together."""
     return None if seconds is None else round(float(seconds), 3)
+
+
+def temperature_band(celsius: float | None) -> float | None:
+    """The temperature rounded to the nearest band (-9.8 and -10.2 both give -10.0)."""
+    return None if celsius is None else round(celsius / TEMPERATURE_BAND) * TEMPERATURE_BAND + 0.0
+
+
+def camera_key(frame: Frame) -> tuple:
+    """What must agree between a frame and its masters: size, binning, temperature band."""
+    return frame.shape, frame.binning, temperature_band(frame.temperature)
+
+
+def dark_key(frame: Frame) -> tuple:
+    return camera_key(frame), exposure_key(frame.exptime)
+
+
+def flat_key(frame: Frame) -> tuple:
+    return camera_key(frame), frame.filter
 
 
 def group_by(frames: Iterable[Frame], key: Callable[[Frame], Hashable]) -> dict[Hashable, list[Frame]]:
@@ -93,23 +117,86 @@ def group_by(frames: Iterable[Frame], key: Callable[[Frame], Hashable]) -> dict[
     return dict(groups)
 
 
-def shape_key(frame: Frame) -> tuple[int, int]:
-    return frame.shape
+def describe_camera_key(key: tuple) -> str:
+    """'1530x1020, bin 1x1, -10 °C' for messages and file names."""
+    (ny, nx), (bx, by), band = key
+    text = f"{nx}x{ny}, bin {bx}x{by}"
+    return text if band is None else f"{text}, {band:g} °C"
 
 
-def dark_key(frame: Frame) -> tuple:
-    return frame.shape, exposure_key(frame.exptime)
+def pick_bias(biases: dict[tuple, Frame], key: tuple) -> tuple[Frame | None, str | None]:
+    """The master bias for a camera key; another temperature band of the same size and binning will do,
+    with a note (bias levels barely depend on temperature)."""
+    if key in biases:
+        return biases[key], None
+    near = [(k, b) for k, b in biases.items() if k[:2] == key[:2]]
+    if not near:
+        return None, None
+    best_key, best = min(near, key=lambda item: _temperature_distance(item[0][2], key[2]))
+    return best, f"master bias from another temperature ({_temp(best_key[2])} for a frame at {_temp(key[2])})"
 
 
-def flat_key(frame: Frame) -> tuple:
-    return frame.shape, frame.filter
-
-
-def pick_dark(darks: dict[tuple, Frame], shape: tuple[int, int], exptime: float | None,
+def pick_dark(darks: dict[tuple, Frame], key: tuple, exptime: float | None,
               allow_scaling: bool) -> Frame | None:
-    """The master dark for a frame: same exposure if any, else (when scaling) the longest at that shape."""
-    exact = darks.get((shape, exposure_key(exptime)))
+    """The master dark for a frame: same camera key and exposure if any; else, when scaling is allowed,
+    the dark of that camera key combined from the most frames (the best-determined one), the nearest
+    exposure at or above the frame's breaking ties. Never a dark of another temperature band."""
+    exact = darks.get((key, exposure_key(exptime)))
     if exact is not None or not allow_scaling or exptime is None:
         return exact
-    candidates = [d for (s, t), d in darks.items() if s == shape and t]
-    return max(candidates, key=lambda d: d.exptime or 0.0, default=None)
+    candidates = [d for (k, t), d in darks.items() if k == key and t]
+
+    def preference(dark: Frame) -> tuple:
+        t = dark.exptime or 0.0
+        return (-int(dark.header.get("NCOMBINE", 1)), t < exptime, abs(t - exptime))
+
+    return min(candidates, key=preference, default=None)
+
+
+def pick_flat(flats: dict[tuple, Frame], key: tuple, filter_name: str | None,
+              ) -> tuple[Frame | None, str | None]:
+    """The master flat of the filter at the same size and binning; same temperature preferred."""
+    if (key, filter_name) in flats:
+        return flats[(key, filter_name)], None
+    near = [(k, f) for (k, filt), f in flats.items() if k[:2] == key[:2] and filt == filter_name]
+    if not near:
+        return None, None
+    best_key, best = min(near, key=lambda item: _temperature_distance(item[0][2], key[2]))
+    return best, f"master flat from another temperature ({_temp(best_key[2])})"
+
+
+def _temperature_distance(a: float | None, b: float | None) -> float:
+    return 0.0 if a is None or b is None else abs(a - b)
+
+
+def _temp(band: float | None) -> str:
+    return "unknown temperature" if band is None else f"{band:g} °C"
+
+
+# --- warnings read from a header --------------------------------------------------------------------
+_CALIBRATION_MARKERS = ("SUBBIAS", "SUBDARK", "FLATCOR", "CALSTAT", "BIASCORR", "DARKCORR", "FLATCORR")
+
+
+def calibration_markers(header: fits.Header) -> list[str]:
+    """Keywords or HISTORY lines saying the frame was already (partly) calibrated."""
+    found = [key for key in _CALIBRATION_MARKERS if key in header]
+    history = " ".join(str(h) for h in header.get("HISTORY", [])).lower()
+    if "auto dark subtraction" in history or "auto-dark subtraction" in history:
+        found.append("camera auto-dark subtraction")
+    return found
+
+
+def header_notes(header: fits.Header, data: np.ndarray | None = None) -> list[str]:
+    """One-line warnings about a frame's header, shown in the library and reported by reduce."""
+    notes = []
+    markers = calibration_markers(header)
+    if markers:
+        notes.append("already calibrated (" + ", ".join(markers) + "): bias/dark will not be applied again")
+    if header.get("BITPIX", 0) < 0 and float(header.get("BZERO", 0) or 0) != 0:
+        notes.append(f"floating-point data with BZERO={header['BZERO']} (applied, as the FITS standard says)")
+    if "EXPTIME" not in header and "EXPOSURE" in header and "min" in header.comments["EXPOSURE"].lower():
+        notes.append("exposure given in minutes (EXPOSURE); treated as unknown")
+    if "BAYERPAT" in header:
+        pattern = str(header["BAYERPAT"]).strip()
+        notes.append(f"colour sensor, Bayer pattern {pattern}: calibrated as a raw mosaic")
+    return notes

@@ -32,6 +32,9 @@ class Recipe:
     flat_scaling: str = "inverse_median"  # none | inverse_median | inverse_mean (per flat, before combine)
     flat_normalise: str = "mean"          # mean | median (divisor of the master flat)
     scale_dark: bool = True               # scale a dark of another exposure by t_light / t_dark
+    overscan: str = "auto"                # auto (header BIASSEC) | off | a section such as [4:13,1:520]
+    overscan_method: str = "median"       # median | mean, per row (or column) of the overscan strip
+    trim: str = "auto"                    # auto (header TRIMSEC) | off | a section such as [17:528,1:520]
 
     def combine_options(self) -> CombineOptions:
         return CombineOptions(
@@ -100,41 +103,42 @@ def run(frames: Sequence[Frame], recipe: Recipe, cancel: CancelToken | None = No
     flat (same filter). Missing pieces are reported in ``Result.problems``, never raised.
     """
     cancel = cancel or CancelToken()
+    result = Result()
+    frames = [_prepare(frame, recipe, result) for frame in frames]
     by_kind = library.group_by(frames, lambda f: f.kind)
     biases = by_kind.get(FrameKind.BIAS, [])
     darks = by_kind.get(FrameKind.DARK, [])
     flats = by_kind.get(FrameKind.FLAT, [])
     lights = by_kind.get(FrameKind.LIGHT, [])
-    result = Result()
     meter = _Meter(total=len(biases) + len(darks) + len(flats) + len(lights))
     options = recipe.combine_options()
 
     master_biases: dict[tuple, Frame] = {}
-    for shape, group in library.group_by(biases, library.shape_key).items():
+    for key, group in library.group_by(biases, library.camera_key).items():
         master = yield from _combine_group(group, options, None, meter, cancel, "bias")
-        master_biases[shape] = _finish_master(master, FrameKind.MASTER_BIAS, group, options)
-    _name_masters(master_biases, "master_bias", lambda key: "", result)
+        master_biases[key] = _finish_master(master, FrameKind.MASTER_BIAS, group, options)
 
     master_darks: dict[tuple, Frame] = {}
     for key, group in library.group_by(darks, library.dark_key).items():
-        shape, _exposure = key
-        bias = master_biases.get(shape)
-        if bias is None:
-            result.problems.append(f"darks of {_size(shape)} at {_exposure} s combined without bias "
-                                   "subtraction: no bias frames of that size")
-            inputs = list(group)
-        else:
-            inputs = [calibrate.subtract_bias(d, bias) for d in group]
-        master = yield from _combine_group(inputs, options, None, meter, cancel, f"dark {_exposure:g} s")
+        camera, exposure = key
+        inputs, notes = [], set()
+        for dark in group:
+            reduced, dark_notes = _remove_bias_and_dark(dark, master_biases, {}, recipe)
+            inputs.append(reduced)
+            notes.update(dark_notes)
+        bias_subtracted = all("SUBBIAS" in f.header for f in inputs)
+        if not bias_subtracted:
+            result.problems.append(f"darks ({library.describe_camera_key(camera)}, {_seconds(exposure)}) "
+                                   "combined without bias subtraction: no master bias for them")
+        master = yield from _combine_group(inputs, options, None, meter, cancel, f"dark {_seconds(exposure)}")
         master = _finish_master(master, FrameKind.MASTER_DARK, group, options)
-        master.header["EXPTIME"] = (_exposure, "[s] exposure of the combined darks")
-        master.header["BIASSUB"] = (bias is not None, "bias subtracted before combining")
+        master.header["EXPTIME"] = (exposure, "[s] exposure of the combined darks")
+        master.header["BIASSUB"] = (bias_subtracted, "bias subtracted before combining")
         master_darks[key] = master
-    _name_masters(master_darks, "master_dark", lambda key: f"_{_seconds(key[1])}", result)
 
     master_flats: dict[tuple, Frame] = {}
     for key, group in library.group_by(flats, library.flat_key).items():
-        shape, filter_name = key
+        _camera, filter_name = key
         inputs = []
         for flat in group:
             cancel.check()
@@ -149,6 +153,9 @@ def run(frames: Sequence[Frame], recipe: Recipe, cancel: CancelToken | None = No
             master.header["FILTER"] = filter_name
         master.header["FLATSCAL"] = (recipe.flat_scaling, "per-flat scaling before combining")
         master_flats[key] = master
+
+    _name_masters(master_biases, "master_bias", lambda key: "", result)
+    _name_masters(master_darks, "master_dark", lambda key: f"_{_seconds(key[1])}", result)
     _name_masters(master_flats, "master_flat", lambda key: f"_{_safe(key[1] or 'nofilter')}", result)
 
     for light in lights:
@@ -220,35 +227,82 @@ def describe_combine(options: CombineOptions) -> str:
 
 
 def _name_masters(masters: dict[tuple, Frame], stem: str, suffix, result: Result) -> None:
-    """File names for masters; the size is added only when several sizes are present."""
-    shapes = {key[0] if isinstance(key[0], tuple) else key for key in masters}
+    """File names for masters; size, binning and temperature are added only where masters differ in them."""
+    cameras = [key if _is_camera(key) else key[0] for key in masters]
+    varying = [len({camera[i] for camera in cameras}) > 1 for i in range(3)]
     for key, master in masters.items():
-        shape = key[0] if isinstance(key[0], tuple) else key
-        size = f"_{_size(shape)}" if len(shapes) > 1 else ""
-        master.name = f"{stem}{suffix(key)}{size}.fits"
+        (ny, nx), (bx, by), band = key if _is_camera(key) else key[0]
+        parts = [f"_{nx}x{ny}" if varying[0] else "", f"_bin{bx}x{by}" if varying[1] else "",
+                 f"_{'unknownT' if band is None else f'{band:g}C'}" if varying[2] else ""]
+        master.name = f"{stem}{suffix(key)}{''.join(parts)}.fits"
         result.masters.append(master)
 
 
-def _remove_bias_and_dark(frame: Frame, biases: dict, darks: dict, recipe: Recipe) -> tuple[Frame, list[str]]:
-    """Subtract the matching master bias and dark from ``frame``; notes say what was missing."""
-    notes = []
+def _is_camera(key: tuple) -> bool:
+    return len(key) == 3 and isinstance(key[1], tuple)
+
+
+def _prepare(frame: Frame, recipe: Recipe, result: Result) -> Frame:
+    """Overscan subtraction and trimming, the same for every frame type; bad sections are reported."""
     out = frame
-    bias = biases.get(frame.shape)
-    if bias is not None:
+    steps = (("overscan", recipe.overscan, "BIASSEC"), ("trim", recipe.trim, "TRIMSEC"))
+    for step, setting, header_key in steps:
+        section = _section_for(out, setting, header_key)
+        if section is None:
+            continue
+        try:
+            if step == "overscan":
+                out = calibrate.subtract_overscan(out, section, recipe.overscan_method)
+            else:
+                out = calibrate.trim(out, section)
+        except ValueError as exc:
+            result.problems.append(f"{frame.name}: {step} {section.strip()} not applied: {exc}")
+    return out
+
+
+_RAW_KINDS = (FrameKind.BIAS, FrameKind.DARK, FrameKind.FLAT, FrameKind.LIGHT)
+
+
+def _section_for(frame: Frame, setting: str, header_key: str) -> str | None:
+    setting = (setting or "off").strip()
+    if setting.lower() == "off":
+        return None
+    if setting.lower() == "auto":
+        value = frame.header.get(header_key)
+        if value is None or frame.kind not in _RAW_KINDS or library.calibration_markers(frame.header):
+            return None  # nothing to do, not a raw frame, or stale sections of a processed frame
+        return str(value)
+    return setting
+
+
+def _remove_bias_and_dark(frame: Frame, biases: dict, darks: dict, recipe: Recipe) -> tuple[Frame, list[str]]:
+    """Subtract the matching master bias and dark from ``frame``; notes say what was missing or odd.
+
+    A master dark made without a bias (no bias frames at all) still contains the bias: it is used only
+    for frames of its own exposure, and then stands for bias and dark together.
+    """
+    markers = library.calibration_markers(frame.header)
+    if markers:
+        return frame, [f"already calibrated ({', '.join(markers)}): bias and dark not subtracted again"]
+    key = library.camera_key(frame)
+    where = library.describe_camera_key(key)
+    bias, note = library.pick_bias(biases, key)
+    notes = [note] if note else []
+    dark = library.pick_dark(darks, key, frame.exptime, recipe.scale_dark)
+    if dark is not None and not dark.header.get("BIASSUB", True):
+        if library.exposure_key(dark.exptime) == library.exposure_key(frame.exptime):
+            return calibrate.subtract_dark(frame, dark, scale=False), notes
+        notes.append(f"the master dark for {where} holds the bias and has another exposure: not used")
+        dark = None
+    out = frame
+    if bias is None:
+        notes.append(f"no master bias for {where}")
+    else:
         out = calibrate.subtract_bias(out, bias)
-    dark = library.pick_dark(darks, frame.shape, frame.exptime, recipe.scale_dark and bias is not None)
-    if dark is None:
-        notes.append("no master dark of that size" + (" and exposure" if darks else ""))
-    elif bias is None and dark.header.get("BIASSUB", True):
-        notes.append("bias-subtracted dark but no master bias: dark not subtracted")
-        dark = None
-    elif bias is None and not dark.header.get("BIASSUB", True):
-        out = calibrate.subtract_dark(out, dark, scale=False)   # the dark carries the bias
-        dark = None
     if dark is not None:
         out = calibrate.subtract_dark(out, dark, scale=recipe.scale_dark)
-    if bias is None:
-        notes.append("no master bias of that size")
+    elif darks:
+        notes.append(f"no master dark for {where} at {_seconds(frame.exptime)}")
     return out, notes
 
 
@@ -256,9 +310,14 @@ def _calibrate_light(light: Frame, biases: dict, darks: dict, flats: dict, recip
                      result: Result) -> Frame | None:
     try:
         out, notes = _remove_bias_and_dark(light, biases, darks, recipe)
-        flat = flats.get((light.shape, light.filter))
+        flat, flat_note = library.pick_flat(flats, library.camera_key(light), light.filter)
+        if flat_note:
+            notes.append(flat_note)
         if flat is None:
-            notes.append(f"no master flat for filter {light.filter or '(none)'} at {_size(light.shape)}")
+            notes.append(f"no master flat for filter {light.filter or '(none)'} at "
+                         f"{library.describe_camera_key(library.camera_key(light))}")
+        elif "FLATCOR" in light.header:
+            notes.append("already flat-fielded (FLATCOR): flat not applied again")
         else:
             out = calibrate.flat_correct(out, flat, recipe.flat_normalise)
     except calibrate.CalibrationError as exc:
@@ -282,10 +341,6 @@ def _flat_scales(frames: Sequence[Frame], scaling: str) -> list[float] | None:
     if scaling == "none":
         return None
     raise ValueError(f"unknown flat scaling {scaling!r} (use none, inverse_median or inverse_mean)")
-
-
-def _size(shape: tuple[int, int]) -> str:
-    return f"{shape[1]}x{shape[0]}"
 
 
 def _seconds(exposure: float | None) -> str:
