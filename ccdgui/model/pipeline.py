@@ -117,6 +117,7 @@ def run(frames: Sequence[Frame], recipe: Recipe, cancel: CancelToken | None = No
     for key, group in library.group_by(biases, library.camera_key).items():
         master = yield from _combine_group(group, options, None, meter, cancel, "bias")
         master_biases[key] = _finish_master(master, FrameKind.MASTER_BIAS, group, options)
+    _name_masters(master_biases, "master_bias", lambda key: "", result)
 
     master_darks: dict[tuple, Frame] = {}
     for key, group in library.group_by(darks, library.dark_key).items():
@@ -135,6 +136,7 @@ def run(frames: Sequence[Frame], recipe: Recipe, cancel: CancelToken | None = No
         master.header["EXPTIME"] = (exposure, "[s] exposure of the combined darks")
         master.header["BIASSUB"] = (bias_subtracted, "bias subtracted before combining")
         master_darks[key] = master
+    _name_masters(master_darks, "master_dark", lambda key: f"_{_seconds(key[1])}", result)
 
     master_flats: dict[tuple, Frame] = {}
     for key, group in library.group_by(flats, library.flat_key).items():
@@ -154,8 +156,6 @@ def run(frames: Sequence[Frame], recipe: Recipe, cancel: CancelToken | None = No
         master.header["FLATSCAL"] = (recipe.flat_scaling, "per-flat scaling before combining")
         master_flats[key] = master
 
-    _name_masters(master_biases, "master_bias", lambda key: "", result)
-    _name_masters(master_darks, "master_dark", lambda key: f"_{_seconds(key[1])}", result)
     _name_masters(master_flats, "master_flat", lambda key: f"_{_safe(key[1] or 'nofilter')}", result)
 
     for light in lights:
@@ -301,7 +301,7 @@ def _remove_bias_and_dark(frame: Frame, biases: dict, darks: dict, recipe: Recip
         out = calibrate.subtract_bias(out, bias)
     if dark is not None:
         out = calibrate.subtract_dark(out, dark, scale=recipe.scale_dark)
-    elif darks:
+    elif frame.kind is not FrameKind.DARK:
         notes.append(f"no master dark for {where} at {_seconds(frame.exptime)}")
     return out, notes
 

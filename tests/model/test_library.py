@@ -36,6 +36,7 @@ def test_flat_labelled_light_by_ccdsoft_is_a_flat():
 
 
 def test_guesses_from_name_and_exposure():
-    assert classify(header(), "calib-001-dark03.fit") == (FrameKind.DARK, True)
+    assert classify(header(EXPTIME=3.0), "calib-001-dark03.fit") == (FrameKind.DARK, True)
+    assert classify(header(), "d-L2-sci-hg-240.fits") == (FrameKind.UNKNOWN, True)  # no metadata at all
     assert classify(header(EXPTIME=0.0), "frame_001.fits") == (FrameKind.BIAS, True)
     assert classify(header(EXPTIME=10.0), "neon-on-dome.fit") == (FrameKind.UNKNOWN, True)

