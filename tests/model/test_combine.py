@@ -1,0 +1,147 @@
+"""The combine engine: known answers on tiny stacks, equality with ccdproc, odd inputs, progress."""
+
+import numpy as np
+import pytest
+
+from ccdgui.model.combine import CombineOptions, combine, inverse_median_scales, iter_combine
+
+NONE = CombineOptions(reject="none")
+
+
+def stack_of(*columns):
+    """Frames of shape (1, k) from per-frame value lists."""
+    return [np.asarray([values], dtype=np.float32) for values in zip(*columns, strict=True)]
+
+
+def test_tiny_known_answers():
+    # one pixel, frames 1..6 and an outlier of 100
+    frames = [np.full((1, 1), v, np.float32) for v in (1, 2, 3, 4, 5, 6, 100)]
+    assert combine(frames, NONE).data[0, 0] == pytest.approx(121 / 7)
+    assert combine(frames, CombineOptions(method="median", reject="none")).data[0, 0] == 4
+    assert combine(frames, CombineOptions(method="sum", reject="none")).data[0, 0] == 121
+    clipped = combine(frames, CombineOptions(sigma_low=3, sigma_high=3))
+    assert clipped.data[0, 0] == pytest.approx(3.5) and clipped.count[0, 0] == 6
+    minmax = combine(frames, CombineOptions(reject="minmax", minmax_low=1, minmax_high=2))
+    assert minmax.data[0, 0] == pytest.approx(3.5) and minmax.count[0, 0] == 4  # mean of 2, 3, 4, 5
+    even_median = combine(frames[:6], CombineOptions(method="median", reject="none"))
+    assert even_median.data[0, 0] == 3.5
+
+
+def test_nan_is_missing_and_all_missing_is_nan_with_count_zero():
+    frames = stack_of([1, 3, np.nan], [np.nan, np.nan, np.nan])  # pixel 0: 1, 3, missing; pixel 1: none
+    for method in ("average", "median", "sum"):
+        result = combine(frames, CombineOptions(method=method, reject="sigma"))
+        assert result.data[0, 0] == (4 if method == "sum" else 2)
+        assert np.isnan(result.data[0, 1])
+        assert result.count.tolist() == [[2, 0]] and result.count.dtype == np.uint16
+
+
+def test_scaling_happens_before_rejection():
+    # flats at 10000 and 20000 with the same pattern: unscaled sigma clipping would reject whole frames
+    rng = np.random.default_rng(1)
+    pattern = rng.uniform(0.9, 1.1, (40, 50)).astype(np.float32)
+    levels = (10000, 10500, 20000, 21000, 19000)
+    frames = [pattern * level + rng.normal(0, 0.001 * level, pattern.shape).astype(np.float32)
+              for level in levels]
+    three_sigma = CombineOptions(sigma_low=3, sigma_high=3)
+    scaled_first = combine(frames, three_sigma, inverse_median_scales(frames))
+    assert scaled_first.count.mean() > 4.6  # MAD of 5 values is itself noisy: some pixels lose one
+    np.testing.assert_allclose(scaled_first.data, pattern / np.median(pattern), rtol=0.01)
+    unscaled = combine(frames, three_sigma)  # what clipping before scaling would keep
+    assert unscaled.count.mean() < 4.4  # the 10000-level frame is thrown away in most pixels
+
+
+@pytest.fixture(scope="module")
+def noisy_stack():
+    rng = np.random.default_rng(0)
+    frames = []
+    for _ in range(11):
+        frame = rng.normal(1000, 10, (64, 80)).astype(np.float32)
+        frame.flat[rng.integers(0, frame.size, 60)] += rng.choice([-400, 600], 60)
+        frames.append(frame)
+    return frames
+
+
+CASES = {
+    "average-none": (CombineOptions(method="average", reject="none"), {}),
+    "median-none": (CombineOptions(method="median", reject="none"), {}),
+    "sum-none": (CombineOptions(method="sum", reject="none"), {}),
+    "average-sigma": (CombineOptions(), dict(sigma_clip=True, sigma_clip_low_thresh=5,
+                                             sigma_clip_high_thresh=5, sigma_clip_func="median",
+                                             sigma_clip_dev_func="mad_std")),
+    "median-sigma-3-mean-std": (
+        CombineOptions(method="median", sigma_low=3, sigma_high=2.5, sigma_center="mean", sigma_spread="std"),
+        dict(sigma_clip=True, sigma_clip_low_thresh=3, sigma_clip_high_thresh=2.5, sigma_clip_func="mean",
+             sigma_clip_dev_func="std")),
+    "sum-sigma": (CombineOptions(method="sum"), dict(sigma_clip=True, sigma_clip_low_thresh=5,
+                                                     sigma_clip_high_thresh=5, sigma_clip_func="median",
+                                                     sigma_clip_dev_func="mad_std")),
+    "average-minmax": (CombineOptions(reject="minmax"), dict(clip_extrema=True, nlow=1, nhigh=1)),
+    "median-minmax-2-1": (CombineOptions(method="median", reject="minmax", minmax_low=2),
+                          dict(clip_extrema=True, nlow=2, nhigh=1)),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_equal_to_ccdproc(noisy_stack, case):
+    ccdproc = pytest.importorskip("ccdproc")
+    from astropy.nddata import CCDData
+    from astropy.stats import mad_std
+
+    options, kwargs = CASES[case]
+    funcs = {"median": np.ma.median, "mean": np.ma.mean, "mad_std": mad_std, "std": np.ma.std}
+    for key in ("sigma_clip_func", "sigma_clip_dev_func"):
+        if key in kwargs:
+            kwargs = {**kwargs, key: funcs[kwargs[key]]}
+    scales = [1.0 + 0.01 * i for i in range(len(noisy_stack))]
+    theirs = ccdproc.combine([CCDData(f.astype(np.float64) * s, unit="adu") for f, s in
+                              zip(noisy_stack, scales, strict=True)], method=options.method, dtype=np.float64,
+                             **kwargs)
+    ours = combine(noisy_stack, options, scales)
+    assert np.max(np.abs(ours.data - theirs.data) / np.abs(theirs.data)) <= 1e-5
+    if options.reject != "none":
+        assert ours.count.min() < len(noisy_stack)  # something was rejected
+
+
+def test_inputs_unchanged_and_odd_dtypes_agree(noisy_stack, tmp_path):
+    copies = [f.copy() for f in noisy_stack]
+    reference = combine(noisy_stack, CombineOptions(method="median"))
+    for frame, copy in zip(noisy_stack, copies, strict=True):
+        np.testing.assert_array_equal(frame, copy)
+    big_endian = [f.astype(">f4") for f in noisy_stack]
+    np.testing.assert_array_equal(combine(big_endian, CombineOptions(method="median")).data, reference.data)
+    mapped = []
+    for index, frame in enumerate(noisy_stack):
+        path = tmp_path / f"{index}.npy"
+        memmap = np.lib.format.open_memmap(path, mode="w+", dtype=">f4", shape=frame.shape)
+        memmap[:] = frame
+        mapped.append(np.load(path, mmap_mode="r"))
+    np.testing.assert_array_equal(combine(mapped, CombineOptions(method="median")).data, reference.data)
+    integers = [np.round(f).astype(np.uint16) for f in noisy_stack]
+    as_float = [i.astype(np.float32) for i in integers]
+    np.testing.assert_array_equal(combine(integers).data, combine(as_float).data)
+
+
+def test_iter_combine_reports_progress_and_matches(noisy_stack, monkeypatch):
+    monkeypatch.setattr("ccdgui.model.combine.BAND_BYTES", 11 * 80 * 4 * 5)  # 5-row bands
+    generator = iter_combine(noisy_stack, CombineOptions())
+    fractions = []
+    try:
+        while True:
+            fractions.append(next(generator))
+    except StopIteration as stop:
+        result = stop.value
+    assert len(fractions) == 13 and fractions == sorted(fractions) and fractions[-1] == 1.0
+    np.testing.assert_array_equal(result.data, combine(noisy_stack).data)
+
+
+@pytest.mark.parametrize("arrays, options, message", [
+    ([], CombineOptions(), "no frames"),
+    ([np.zeros((2, 2)), np.zeros((3, 2))], CombineOptions(), "different sizes"),
+    ([np.zeros((2, 2))], CombineOptions(method="mode"), "unknown combine method"),
+    ([np.zeros((2, 2))], CombineOptions(reject="magic"), "unknown rejection"),
+    ([np.zeros(4)], CombineOptions(), "2-D"),
+])
+def test_bad_inputs_are_one_line_errors(arrays, options, message):
+    with pytest.raises(ValueError, match=message):
+        combine(arrays, options)
