@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from astropy.io import fits
@@ -124,7 +124,7 @@ def describe_camera_key(key: tuple) -> str:
     return text if band is None else f"{text}, {band:g} °C"
 
 
-def pick_bias(biases: dict[tuple, Frame], key: tuple) -> tuple[Frame | None, str | None]:
+def pick_bias(biases: dict[tuple, Any], key: tuple) -> tuple[Any, str | None]:
     """The master bias for a camera key; another temperature band of the same size and binning will do,
     with a note (bias levels barely depend on temperature)."""
     if key in biases:
@@ -136,25 +136,26 @@ def pick_bias(biases: dict[tuple, Frame], key: tuple) -> tuple[Frame | None, str
     return best, f"master bias from another temperature ({_temp(best_key[2])} for a frame at {_temp(key[2])})"
 
 
-def pick_dark(darks: dict[tuple, Frame], key: tuple, exptime: float | None,
-              allow_scaling: bool) -> Frame | None:
+def pick_dark(darks: dict[tuple, Any], key: tuple, exptime: float | None, allow_scaling: bool):
     """The master dark for a frame: same camera key and exposure if any; else, when scaling is allowed,
     the dark of that camera key combined from the most frames (the best-determined one), the nearest
-    exposure at or above the frame's breaking ties. Never a dark of another temperature band."""
+    exposure at or above the frame's breaking ties. Never a dark of another temperature band.
+
+    ``darks`` maps (camera key, exposure) to objects with ``exptime`` and ``ncombine``.
+    """
     exact = darks.get((key, exposure_key(exptime)))
     if exact is not None or not allow_scaling or exptime is None:
         return exact
     candidates = [d for (k, t), d in darks.items() if k == key and t]
 
-    def preference(dark: Frame) -> tuple:
+    def preference(dark) -> tuple:
         t = dark.exptime or 0.0
-        return (-int(dark.header.get("NCOMBINE", 1)), t < exptime, abs(t - exptime))
+        return (-dark.ncombine, t < exptime, abs(t - exptime))
 
     return min(candidates, key=preference, default=None)
 
 
-def pick_flat(flats: dict[tuple, Frame], key: tuple, filter_name: str | None,
-              ) -> tuple[Frame | None, str | None]:
+def pick_flat(flats: dict[tuple, Any], key: tuple, filter_name: str | None) -> tuple[Any, str | None]:
     """The master flat of the filter at the same size and binning; same temperature preferred."""
     if (key, filter_name) in flats:
         return flats[(key, filter_name)], None

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 from psygnal import evented
 
 from . import calibrate, library
-from .combine import CombineOptions, inverse_mean_scales, inverse_median_scales, iter_combine
+from .combine import CombineOptions, CombineResult, inverse_mean_scales, inverse_median_scales, iter_combine
 from .frame import Frame, FrameKind, add_history
 
 
@@ -93,81 +93,213 @@ class Result:
     problems: list[str] = field(default_factory=list)   # one line each: what could not be done and why
 
 
+@dataclass(eq=False)
+class MasterPlan:
+    """A master to build: its inputs (each with the steps that prepare it) and its file name."""
+
+    kind: FrameKind
+    key: tuple                  # camera key, (camera, exposure) or (camera, filter)
+    inputs: list[FrameSteps]
+    name: str = ""
+    exptime: float | None = None
+    filter: str | None = None
+
+    @property
+    def ncombine(self) -> int:
+        return len(self.inputs)
+
+    @property
+    def bias_subtracted(self) -> bool:
+        """Whether every input has a bias removed (false for darks of a night without biases)."""
+        return all(step.bias is not None or step.raw_dark is not None for step in self.inputs)
+
+
+@dataclass(eq=False)
+class FrameSteps:
+    """What will be done to one frame: which masters it gets, and why something is missing."""
+
+    frame: Frame
+    bias: MasterPlan | None = None
+    dark: MasterPlan | None = None
+    raw_dark: MasterPlan | None = None  # a dark that still holds the bias (no biases in the night)
+    flat: MasterPlan | None = None
+    notes: list[str] = field(default_factory=list)
+    skip: bool = False                  # nothing can be done (reason in notes)
+
+    def describe(self) -> str:
+        """'bias master_bias.fits, dark master_dark_60s.fits ×0.5, flat master_flat_r.fits'."""
+        parts = []
+        if self.bias is not None:
+            parts.append(f"bias {self.bias.name}")
+        for dark in (self.dark, self.raw_dark):
+            if dark is not None:
+                factor = _dark_factor(self.frame, dark)
+                parts.append(f"dark {dark.name}" + ("" if factor == 1.0 else f" ×{factor:.4g}"))
+        if self.flat is not None:
+            parts.append(f"flat {self.flat.name}")
+        return ", ".join(parts) or "nothing"
+
+
+@dataclass
+class Plan:
+    """Everything a run will do, decided from headers alone: shown before the user presses Calibrate."""
+
+    masters: list[MasterPlan] = field(default_factory=list)
+    lights: list[FrameSteps] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)   # global problems (bad sections, unused frames)
+
+    @property
+    def total_frames(self) -> int:
+        return sum(m.ncombine for m in self.masters) + len(self.lights)
+
+
+def make_plan(frames: Sequence[Frame], recipe: Recipe) -> Plan:
+    """Group frames and decide which master serves which frame, from headers (and overscan/trim)."""
+    plan = Plan()
+    prepared = [_prepare(frame, recipe, plan.notes) for frame in frames]
+    by_kind = library.group_by(prepared, lambda f: f.kind)
+    unknown = by_kind.get(FrameKind.UNKNOWN, [])
+    if unknown:
+        plan.notes.append(f"{len(unknown)} frame(s) of unknown type not used: "
+                          + ", ".join(f.name for f in unknown[:5]) + (" …" if len(unknown) > 5 else ""))
+
+    biases = {key: MasterPlan(FrameKind.MASTER_BIAS, key, [FrameSteps(f) for f in group], exptime=0.0)
+              for key, group in library.group_by(by_kind.get(FrameKind.BIAS, []), library.camera_key).items()}
+    _name_masters(biases, "master_bias", lambda key: "")
+
+    darks = {}
+    for key, group in library.group_by(by_kind.get(FrameKind.DARK, []), library.dark_key).items():
+        steps = [_steps_for(f, recipe, biases) for f in group]
+        darks[key] = MasterPlan(FrameKind.MASTER_DARK, key, steps, exptime=key[1])
+    _name_masters(darks, "master_dark", lambda key: f"_{_seconds(key[1])}")
+    for master in darks.values():
+        if not master.bias_subtracted:
+            plan.notes.append(f"{master.name}: darks combined without bias subtraction (no master bias "
+                              f"for {library.describe_camera_key(master.key[0])})")
+
+    flats = {}
+    for key, group in library.group_by(by_kind.get(FrameKind.FLAT, []), library.flat_key).items():
+        steps = [_steps_for(f, recipe, biases, darks) for f in group]
+        flats[key] = MasterPlan(FrameKind.MASTER_FLAT, key, steps, filter=key[1])
+    _name_masters(flats, "master_flat", lambda key: f"_{_safe(key[1] or 'nofilter')}")
+    for master in flats.values():
+        for step in master.inputs:
+            plan.notes.extend(f"flat {step.frame.name}: {note}" for note in step.notes)
+
+    plan.masters = [*biases.values(), *darks.values(), *flats.values()]
+    plan.lights = [_steps_for(f, recipe, biases, darks, flats) for f in by_kind.get(FrameKind.LIGHT, [])]
+    if not plan.lights:
+        plan.notes.append("no light frames: masters only")
+    return plan
+
+
+def _steps_for(frame: Frame, recipe: Recipe, biases: dict, darks: dict | None = None,
+               flats: dict | None = None) -> FrameSteps:
+    """Choose the bias, dark and flat for one frame; notes say what is missing or odd."""
+    steps = FrameSteps(frame)
+    markers = library.calibration_markers(frame.header)
+    key = library.camera_key(frame)
+    where = library.describe_camera_key(key)
+    if markers:
+        steps.notes.append(f"already calibrated ({', '.join(markers)}): bias and dark not subtracted again")
+    else:
+        steps.bias, note = library.pick_bias(biases, key)
+        steps.notes.extend([note] if note else [])
+        if darks is not None:
+            dark = library.pick_dark(darks, key, frame.exptime, recipe.scale_dark)
+            same_exposure = dark is not None and dark.exptime == library.exposure_key(frame.exptime)
+            if dark is not None and not dark.bias_subtracted:
+                if same_exposure and steps.bias is None:
+                    steps.raw_dark = dark
+                else:
+                    steps.notes.append(f"{dark.name} still holds the bias and has another exposure: not used")
+            elif dark is not None and not same_exposure and frame.exptime is None:
+                steps.notes.append(f"exposure unknown: {dark.name} cannot be scaled, dark not subtracted")
+            else:
+                steps.dark = dark
+            if steps.dark is None and steps.raw_dark is None:
+                steps.notes.append(f"no master dark for {where} at {_seconds(frame.exptime)}")
+        if steps.bias is None and steps.raw_dark is None:
+            steps.notes.append(f"no master bias for {where}")
+    if flats is not None:
+        if "FLATCOR" in frame.header:
+            steps.notes.append("already flat-fielded (FLATCOR): flat not applied again")
+        else:
+            steps.flat, note = library.pick_flat(flats, key, frame.filter)
+            steps.notes.extend([note] if note else [])
+            if steps.flat is None:
+                steps.notes.append(f"no master flat for filter {frame.filter or '(none)'} at {where}")
+    if not (steps.bias or steps.dark or steps.raw_dark or steps.flat):
+        steps.skip = True
+        steps.notes.append("not calibrated: no master matches it")
+    return steps
+
+
 def run(frames: Sequence[Frame], recipe: Recipe, cancel: CancelToken | None = None,
         ) -> Generator[Progress, None, Result]:
-    """Build masters and calibrate every light it can; yield Progress, return Result.
+    """Plan, build masters and calibrate every light it can; yield Progress, return Result.
 
-    Master bias per frame size; master dark per size and exposure from bias-subtracted darks; master
-    flat per size and filter from bias- and dark-subtracted flats, each scaled (by default by its
-    inverse median) before combining; then each light gets bias, dark (same exposure, else scaled) and
-    flat (same filter). Missing pieces are reported in ``Result.problems``, never raised.
+    Master bias per camera (size, binning, temperature band); master dark per camera and exposure from
+    bias-subtracted darks; master flat per camera and filter from bias- and dark-subtracted flats, each
+    scaled (by default by its inverse median) before combining; each light gets bias, dark (same exposure,
+    else scaled) and flat (same filter). Missing pieces are reported in ``Result.problems``, never raised.
     """
+    return (yield from execute(make_plan(frames, recipe), recipe, cancel))
+
+
+def execute(plan: Plan, recipe: Recipe, cancel: CancelToken | None = None,
+            ) -> Generator[Progress, None, Result]:
+    """Carry out a plan: yields Progress, returns Result; raises Cancelled when ``cancel`` is set."""
     cancel = cancel or CancelToken()
-    result = Result()
-    frames = [_prepare(frame, recipe, result) for frame in frames]
-    by_kind = library.group_by(frames, lambda f: f.kind)
-    biases = by_kind.get(FrameKind.BIAS, [])
-    darks = by_kind.get(FrameKind.DARK, [])
-    flats = by_kind.get(FrameKind.FLAT, [])
-    lights = by_kind.get(FrameKind.LIGHT, [])
-    meter = _Meter(total=len(biases) + len(darks) + len(flats) + len(lights))
+    result = Result(problems=list(plan.notes))
+    meter = _Meter(total=plan.total_frames)
     options = recipe.combine_options()
-
-    master_biases: dict[tuple, Frame] = {}
-    for key, group in library.group_by(biases, library.camera_key).items():
-        master = yield from _combine_group(group, options, None, meter, cancel, "bias")
-        master_biases[key] = _finish_master(master, FrameKind.MASTER_BIAS, group, options)
-    _name_masters(master_biases, "master_bias", lambda key: "", result)
-
-    master_darks: dict[tuple, Frame] = {}
-    for key, group in library.group_by(darks, library.dark_key).items():
-        camera, exposure = key
-        inputs, notes = [], set()
-        for dark in group:
-            reduced, dark_notes = _remove_bias_and_dark(dark, master_biases, {}, recipe)
-            inputs.append(reduced)
-            notes.update(dark_notes)
-        bias_subtracted = all("SUBBIAS" in f.header for f in inputs)
-        if not bias_subtracted:
-            result.problems.append(f"darks ({library.describe_camera_key(camera)}, {_seconds(exposure)}) "
-                                   "combined without bias subtraction: no master bias for them")
-        master = yield from _combine_group(inputs, options, None, meter, cancel, f"dark {_seconds(exposure)}")
-        master = _finish_master(master, FrameKind.MASTER_DARK, group, options)
-        master.header["EXPTIME"] = (exposure, "[s] exposure of the combined darks")
-        master.header["BIASSUB"] = (bias_subtracted, "bias subtracted before combining")
-        master_darks[key] = master
-    _name_masters(master_darks, "master_dark", lambda key: f"_{_seconds(key[1])}", result)
-
-    master_flats: dict[tuple, Frame] = {}
-    for key, group in library.group_by(flats, library.flat_key).items():
-        _camera, filter_name = key
+    built: dict[int, Frame] = {}
+    for master in plan.masters:
         inputs = []
-        for flat in group:
+        for steps in master.inputs:
             cancel.check()
-            reduced, notes = _remove_bias_and_dark(flat, master_biases, master_darks, recipe)
-            inputs.append(reduced)
-            result.problems.extend(f"flat {flat.name}: {note}" for note in notes)
-        scales = _flat_scales(inputs, recipe.flat_scaling)
-        master = yield from _combine_group(inputs, options, scales, meter, cancel,
-                                           f"flat {filter_name or '(no filter)'}")
-        master = _finish_master(master, FrameKind.MASTER_FLAT, group, options)
-        if filter_name:
-            master.header["FILTER"] = filter_name
-        master.header["FLATSCAL"] = (recipe.flat_scaling, "per-flat scaling before combining")
-        master_flats[key] = master
-
-    _name_masters(master_flats, "master_flat", lambda key: f"_{_safe(key[1] or 'nofilter')}", result)
-
-    for light in lights:
+            inputs.append(_apply(steps, built, recipe, with_flat=False))
+        scales = _flat_scales(inputs, recipe.flat_scaling) if master.kind is FrameKind.MASTER_FLAT else None
+        label = f"{master.kind.value.split()[-1]} ({master.name})"
+        combined = yield from _combine_group(inputs, options, scales, meter, cancel, label)
+        built[id(master)] = _finish_master(combined, master, inputs, options, recipe)
+        result.masters.append(built[id(master)])
+    for steps in plan.lights:
         cancel.check()
-        yield meter.step(1, f"Calibrating {light.name}")
-        calibrated = _calibrate_light(light, master_biases, master_darks, master_flats, recipe, result)
-        if calibrated is not None:
-            result.calibrated.append(calibrated)
-    if not lights:
-        result.problems.append("no light frames: masters only")
+        yield meter.step(1, f"Calibrating {steps.frame.name}")
+        result.problems.extend(f"light {steps.frame.name}: {note}" for note in steps.notes)
+        if steps.skip:
+            continue
+        try:
+            calibrated = _apply(steps, built, recipe, with_flat=True)
+        except calibrate.CalibrationError as exc:
+            result.problems.append(f"light {steps.frame.name}: not calibrated: {exc}")
+            continue
+        calibrated.kind = FrameKind.CALIBRATED
+        result.calibrated.append(calibrated)
     yield Progress(1.0, "Done")
     return result
+
+
+def _apply(steps: FrameSteps, built: dict[int, Frame], recipe: Recipe, with_flat: bool) -> Frame:
+    """Apply the planned bias, dark (and flat) to one frame; returns a new frame."""
+    out = steps.frame
+    if steps.raw_dark is not None:
+        out = calibrate.subtract_dark(out, built[id(steps.raw_dark)], scale=False)
+    if steps.bias is not None:
+        out = calibrate.subtract_bias(out, built[id(steps.bias)])
+    if steps.dark is not None:
+        out = calibrate.subtract_dark(out, built[id(steps.dark)], scale=recipe.scale_dark)
+    if with_flat and steps.flat is not None:
+        out = calibrate.flat_correct(out, built[id(steps.flat)], recipe.flat_normalise)
+    return out
+
+
+def _dark_factor(frame: Frame, dark: MasterPlan) -> float:
+    if frame.exptime is None or not dark.exptime or library.exposure_key(frame.exptime) == dark.exptime:
+        return 1.0
+    return frame.exptime / dark.exptime
 
 
 class _Meter:
@@ -186,7 +318,7 @@ class _Meter:
 
 
 def _combine_group(frames: Sequence[Frame], options: CombineOptions, scales, meter: _Meter,
-                   cancel: CancelToken, label: str) -> Generator[Progress, None, Frame]:
+                   cancel: CancelToken, label: str) -> Generator[Progress, None, CombineResult]:
     """Combine frames band by band, reporting progress and honouring cancel between bands."""
     combining = iter_combine([f.data for f in frames], options, scales)
     message = f"Combining {len(frames)} {label} frame(s)"
@@ -200,18 +332,27 @@ def _combine_group(frames: Sequence[Frame], options: CombineOptions, scales, met
     finally:
         combining.close()
     meter.step(len(frames), message)
-    master = frames[0].derive(combined.data, name="")
-    master.header["NCOMBINE"] = (len(frames), "frames combined")
-    return master
+    return combined
 
 
-def _finish_master(master: Frame, kind: FrameKind, inputs: Sequence[Frame], options: CombineOptions) -> Frame:
-    master.kind = kind
-    master.header["IMAGETYP"] = kind.imagetyp
-    for key in ("SUBBIAS", "SUBDARK", "FLATCOR"):
-        master.header.remove(key, ignore_missing=True)
-    add_history(master.header, f"{kind.value} = {describe_combine(options)} of {len(inputs)} frames")
-    add_history(master.header, "inputs: " + ", ".join(f.name for f in inputs))
+def _finish_master(combined: CombineResult, plan: MasterPlan, inputs: Sequence[Frame],
+                   options: CombineOptions, recipe: Recipe) -> Frame:
+    """The master frame: the first input's header, marked as a master, with provenance."""
+    master = inputs[0].derive(combined.data, kind=plan.kind, name=plan.name)
+    header = master.header
+    for key in ("SUBBIAS", "SUBDARK", "FLATCOR", "DATE-OBS", "OBJECT"):
+        header.remove(key, ignore_missing=True)
+    header["IMAGETYP"] = plan.kind.imagetyp
+    header["NCOMBINE"] = (len(inputs), "frames combined")
+    if plan.kind is FrameKind.MASTER_DARK:
+        header["EXPTIME"] = (plan.exptime, "[s] exposure of the combined darks")
+        header["BIASSUB"] = (plan.bias_subtracted, "bias subtracted before combining")
+    if plan.kind is FrameKind.MASTER_FLAT:
+        if plan.filter:
+            header["FILTER"] = plan.filter
+        header["FLATSCAL"] = (recipe.flat_scaling, "per-flat scaling before combining")
+    add_history(header, f"{plan.kind.value} = {describe_combine(options)} of {len(inputs)} frames")
+    add_history(header, "inputs: " + ", ".join(step.frame.name for step in plan.inputs))
     return master
 
 
@@ -226,7 +367,7 @@ def describe_combine(options: CombineOptions) -> str:
     return text
 
 
-def _name_masters(masters: dict[tuple, Frame], stem: str, suffix, result: Result) -> None:
+def _name_masters(masters: dict[tuple, MasterPlan], stem: str, suffix) -> None:
     """File names for masters; size, binning and temperature are added only where masters differ in them."""
     cameras = [key if _is_camera(key) else key[0] for key in masters]
     varying = [len({camera[i] for camera in cameras}) > 1 for i in range(3)]
@@ -235,14 +376,16 @@ def _name_masters(masters: dict[tuple, Frame], stem: str, suffix, result: Result
         parts = [f"_{nx}x{ny}" if varying[0] else "", f"_bin{bx}x{by}" if varying[1] else "",
                  f"_{'unknownT' if band is None else f'{band:g}C'}" if varying[2] else ""]
         master.name = f"{stem}{suffix(key)}{''.join(parts)}.fits"
-        result.masters.append(master)
 
 
 def _is_camera(key: tuple) -> bool:
     return len(key) == 3 and isinstance(key[1], tuple)
 
 
-def _prepare(frame: Frame, recipe: Recipe, result: Result) -> Frame:
+_RAW_KINDS = (FrameKind.BIAS, FrameKind.DARK, FrameKind.FLAT, FrameKind.LIGHT)
+
+
+def _prepare(frame: Frame, recipe: Recipe, notes: list[str]) -> Frame:
     """Overscan subtraction and trimming, the same for every frame type; bad sections are reported."""
     out = frame
     steps = (("overscan", recipe.overscan, "BIASSEC"), ("trim", recipe.trim, "TRIMSEC"))
@@ -256,11 +399,8 @@ def _prepare(frame: Frame, recipe: Recipe, result: Result) -> Frame:
             else:
                 out = calibrate.trim(out, section)
         except ValueError as exc:
-            result.problems.append(f"{frame.name}: {step} {section.strip()} not applied: {exc}")
+            notes.append(f"{frame.name}: {step} {section.strip()} not applied: {exc}")
     return out
-
-
-_RAW_KINDS = (FrameKind.BIAS, FrameKind.DARK, FrameKind.FLAT, FrameKind.LIGHT)
 
 
 def _section_for(frame: Frame, setting: str, header_key: str) -> str | None:
@@ -272,64 +412,7 @@ def _section_for(frame: Frame, setting: str, header_key: str) -> str | None:
         if value is None or frame.kind not in _RAW_KINDS or library.calibration_markers(frame.header):
             return None  # nothing to do, not a raw frame, or stale sections of a processed frame
         return str(value)
-    return setting
-
-
-def _remove_bias_and_dark(frame: Frame, biases: dict, darks: dict, recipe: Recipe) -> tuple[Frame, list[str]]:
-    """Subtract the matching master bias and dark from ``frame``; notes say what was missing or odd.
-
-    A master dark made without a bias (no bias frames at all) still contains the bias: it is used only
-    for frames of its own exposure, and then stands for bias and dark together.
-    """
-    markers = library.calibration_markers(frame.header)
-    if markers:
-        return frame, [f"already calibrated ({', '.join(markers)}): bias and dark not subtracted again"]
-    key = library.camera_key(frame)
-    where = library.describe_camera_key(key)
-    bias, note = library.pick_bias(biases, key)
-    notes = [note] if note else []
-    dark = library.pick_dark(darks, key, frame.exptime, recipe.scale_dark)
-    if dark is not None and not dark.header.get("BIASSUB", True):
-        if library.exposure_key(dark.exptime) == library.exposure_key(frame.exptime):
-            return calibrate.subtract_dark(frame, dark, scale=False), notes
-        notes.append(f"the master dark for {where} holds the bias and has another exposure: not used")
-        dark = None
-    out = frame
-    if bias is None:
-        notes.append(f"no master bias for {where}")
-    else:
-        out = calibrate.subtract_bias(out, bias)
-    if dark is not None:
-        out = calibrate.subtract_dark(out, dark, scale=recipe.scale_dark)
-    elif frame.kind is not FrameKind.DARK:
-        notes.append(f"no master dark for {where} at {_seconds(frame.exptime)}")
-    return out, notes
-
-
-def _calibrate_light(light: Frame, biases: dict, darks: dict, flats: dict, recipe: Recipe,
-                     result: Result) -> Frame | None:
-    try:
-        out, notes = _remove_bias_and_dark(light, biases, darks, recipe)
-        flat, flat_note = library.pick_flat(flats, library.camera_key(light), light.filter)
-        if flat_note:
-            notes.append(flat_note)
-        if flat is None:
-            notes.append(f"no master flat for filter {light.filter or '(none)'} at "
-                         f"{library.describe_camera_key(library.camera_key(light))}")
-        elif "FLATCOR" in light.header:
-            notes.append("already flat-fielded (FLATCOR): flat not applied again")
-        else:
-            out = calibrate.flat_correct(out, flat, recipe.flat_normalise)
-    except calibrate.CalibrationError as exc:
-        result.problems.append(f"light {light.name}: not calibrated: {exc}")
-        return None
-    if out is light:
-        result.problems.append(f"light {light.name}: not calibrated: no master matches it")
-        return None
-    result.problems.extend(f"light {light.name}: {note}" for note in notes)
-    out.kind = FrameKind.CALIBRATED
-    out.name = light.name
-    return out
+    return setting if frame.kind in _RAW_KINDS else None
 
 
 def _flat_scales(frames: Sequence[Frame], scaling: str) -> list[float] | None:

@@ -150,7 +150,7 @@ def test_overscan_and_trim_match_ccdproc(shared_data):
     frame = fitsio.read_frame(shared_data("odd_singles/a8280271.fits"))
     result = run([frame])
     assert result.calibrated == []  # a light with no masters is reported, not calibrated
-    prepared = pipeline._prepare(frame, Recipe(), pipeline.Result())
+    prepared = pipeline._prepare(frame, Recipe(), [])
     assert prepared.shape == (520, 512)
     ccd = CCDData(frame.data.astype(np.float64), unit="adu")
     theirs = ccdproc.subtract_overscan(ccd, overscan=ccd[:, 3:13], overscan_axis=1, median=True)
@@ -160,6 +160,6 @@ def test_overscan_and_trim_match_ccdproc(shared_data):
 
 def test_stale_sections_of_a_processed_frame_are_ignored(shared_data):
     frame = fitsio.read_frame(shared_data("odd_singles/center_cutout_1.fits"))
-    result = pipeline.Result()
-    assert pipeline._prepare(frame, Recipe(), result) is frame
-    assert result.problems == []
+    notes = []
+    assert pipeline._prepare(frame, Recipe(), notes) is frame
+    assert notes == []
