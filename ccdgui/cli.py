@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     red.add_argument("--sigma-high", type=float, metavar="S")
     red.add_argument("--recipe", type=Path, metavar="FILE.json", help="options from a recipe file "
                                                                        "(flags given here win)")
+    red.add_argument("--dry-run", action="store_true",
+                     help="print which masters will be made and which master serves each light, then stop")
     red.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
     gui = commands.add_parser("gui", help="open the desktop application (the default)")
@@ -207,7 +209,11 @@ def cmd_reduce(args: argparse.Namespace) -> int:
         print(f"ccdgui: skipped {problem}", file=sys.stderr)
     if not frames:
         raise CliError(f"no readable FITS frame in {indir}")
-    result = _drive(pipeline.run(frames, recipe), report)
+    plan = pipeline.make_plan(frames, recipe)
+    if args.dry_run:
+        print(format_plan(plan))
+        return 0
+    result = _drive(pipeline.execute(plan, recipe), report)
     for problem in result.problems:
         print(f"ccdgui: note: {problem}", file=sys.stderr)
     if not result.masters and not result.calibrated:
@@ -225,6 +231,21 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     print(f"ccdgui: {len(result.masters)} master(s), {len(result.calibrated)} calibrated frame(s) in "
           f"{outdir} ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
     return 0
+
+
+def format_plan(plan) -> str:
+    """The plan as text: one line per master and per light."""
+    lines = []
+    for master in plan.masters:
+        inputs = ", ".join(step.frame.name for step in master.inputs[:3])
+        more = f" and {master.ncombine - 3} more" if master.ncombine > 3 else ""
+        lines.append(f"{master.name}: {master.ncombine} frame(s) ({inputs}{more})")
+    for steps in plan.lights:
+        status = "SKIP" if steps.skip else steps.describe()
+        lines.append(f"{steps.frame.name}: {status}")
+        lines.extend(f"    note: {note}" for note in steps.notes)
+    lines.extend(f"note: {note}" for note in plan.notes)
+    return "\n".join(lines)
 
 
 def _drive(generator, report):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -36,26 +36,53 @@ def _float_or_none(value) -> float | None:
         return None
 
 
-@dataclass(eq=False)
 class Frame:
     """An image and its metadata. Treat as immutable: verbs return new frames.
 
     ``data`` is a 2-D native-endian float32 array; ``header`` an astropy Header (the frame owns it).
+    A frame read from disk may be *lazy*: it knows its header and shape, and reads its pixels on first
+    use of ``data`` (``release()`` forgets them again, so a long list of frames costs little memory).
     """
 
-    data: np.ndarray
-    header: fits.Header = field(default_factory=fits.Header)
-    kind: FrameKind = FrameKind.UNKNOWN
-    path: Path | None = None
-    name: str = ""
-    guessed: bool = False                           # kind guessed from file name / exposure
-    notes: list[str] = field(default_factory=list)  # warnings about this frame, one line each
+    def __init__(self, data: np.ndarray | None = None, header: fits.Header | None = None,
+                 kind: FrameKind = FrameKind.UNKNOWN, path: Path | None = None, name: str = "",
+                 guessed: bool = False, notes: list[str] | None = None, *,
+                 loader: Callable[[], np.ndarray] | None = None,
+                 shape: tuple[int, int] | None = None) -> None:
+        if data is None and (loader is None or shape is None):
+            raise ValueError("a frame needs data, or a loader and a shape")
+        if data is not None and data.ndim != 2:
+            raise ValueError(f"a frame holds a 2-D image, got {data.ndim}-D data")
+        self._data = data
+        self._loader = loader
+        self._shape = tuple(data.shape) if data is not None else tuple(shape)  # type: ignore[arg-type]
+        self.header = fits.Header() if header is None else header
+        self.kind = kind
+        self.path = None if path is None else Path(path)
+        self.name = name or (self.path.name if self.path is not None else "")
+        self.guessed = guessed            # kind guessed from file name / exposure
+        self.notes = list(notes or [])    # warnings about this frame, one line each
 
-    def __post_init__(self) -> None:
-        if self.data.ndim != 2:
-            raise ValueError(f"a frame holds a 2-D image, got {self.data.ndim}-D data")
-        if not self.name and self.path is not None:
-            self.name = Path(self.path).name
+    def __repr__(self) -> str:
+        return f"Frame({self.name!r}, {self.kind.value}, {self._shape[1]}x{self._shape[0]})"
+
+    @property
+    def data(self) -> np.ndarray:
+        if self._data is None:
+            data = self._loader()  # type: ignore[misc]
+            if tuple(data.shape) != self._shape:
+                raise ValueError(f"{self.name}: image is {data.shape}, header said {self._shape}")
+            self._data = data
+        return self._data
+
+    @property
+    def loaded(self) -> bool:
+        return self._data is not None
+
+    def release(self) -> None:
+        """Forget the pixels of a frame that can read them again."""
+        if self._loader is not None:
+            self._data = None
 
     # --- header conveniences -------------------------------------------------------------
     @property
@@ -97,7 +124,7 @@ class Frame:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.data.shape  # type: ignore[return-value]
+        return self._shape  # type: ignore[return-value]
 
     # --- making new frames ------------------------------------------------------------------
     def derive(self, data: np.ndarray, history: str | None = None, kind: FrameKind | None = None,

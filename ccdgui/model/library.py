@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from astropy.io import fits
@@ -96,9 +97,36 @@ def temperature_band(celsius: float | None) -> float | None:
     return None if celsius is None else round(celsius / TEMPERATURE_BAND) * TEMPERATURE_BAND + 0.0
 
 
-def camera_key(frame: Frame) -> tuple:
-    """What must agree between a frame and its masters: size, binning, temperature band."""
-    return frame.shape, frame.binning, temperature_band(frame.temperature)
+class CameraKey(NamedTuple):
+    """What a frame and its masters should share. Size and binning must agree; temperature band and
+    night are preferred to agree (a bias or flat of another temperature or night will do, with a note;
+    a dark must have the temperature band)."""
+
+    shape: tuple[int, int]
+    binning: tuple[int, int]
+    temperature: float | None   # band, °C
+    night: str | None           # the evening's date, YYYY-MM-DD
+
+    @property
+    def hardware(self) -> tuple:
+        return self.shape, self.binning
+
+
+def night_of(frame: Frame) -> str | None:
+    """The date of the evening a frame belongs to: DATE-OBS minus 12 h (so a 04:00 UT frame and a 20:00
+    UT frame of the same night agree); None without a readable DATE-OBS."""
+    text = str(frame.header.get("DATE-OBS", "")).strip()
+    try:
+        when = datetime.datetime.fromisoformat(text[:19] if "T" in text else text[:10])
+    except ValueError:
+        return None
+    if "T" in text:
+        when -= datetime.timedelta(hours=12)
+    return when.date().isoformat()
+
+
+def camera_key(frame: Frame) -> CameraKey:
+    return CameraKey(frame.shape, frame.binning, temperature_band(frame.temperature), night_of(frame))
 
 
 def dark_key(frame: Frame) -> tuple:
@@ -117,57 +145,77 @@ def group_by(frames: Iterable[Frame], key: Callable[[Frame], Hashable]) -> dict[
     return dict(groups)
 
 
-def describe_camera_key(key: tuple) -> str:
-    """'1530x1020, bin 1x1, -10 °C' for messages and file names."""
-    (ny, nx), (bx, by), band = key
+def describe_camera_key(key: CameraKey) -> str:
+    """'1530x1020, bin 1x1, -10 °C, night of 2018-10-18' for messages."""
+    (ny, nx), (bx, by) = key.shape, key.binning
     text = f"{nx}x{ny}, bin {bx}x{by}"
-    return text if band is None else f"{text}, {band:g} °C"
+    if key.temperature is not None:
+        text += f", {key.temperature:g} °C"
+    if key.night is not None:
+        text += f", night of {key.night}"
+    return text
 
 
-def pick_bias(biases: dict[tuple, Any], key: tuple) -> tuple[Any, str | None]:
-    """The master bias for a camera key; another temperature band of the same size and binning will do,
-    with a note (bias levels barely depend on temperature)."""
+def _distance(candidate: CameraKey, wanted: CameraKey) -> tuple:
+    """How far a master's key is from a frame's: other night first, then temperature difference."""
+    temperature = (0.0 if candidate.temperature is None or wanted.temperature is None
+                   else abs(candidate.temperature - wanted.temperature))
+    return candidate.night != wanted.night, temperature
+
+
+def _substitute_note(kind: str, used: CameraKey, wanted: CameraKey) -> str | None:
+    differences = []
+    if used.temperature != wanted.temperature:
+        differences.append(f"{_temp(used.temperature)} for a frame at {_temp(wanted.temperature)}")
+    if used.night != wanted.night:
+        differences.append(f"night of {used.night} for a frame of {wanted.night}")
+    return f"master {kind} from another " + "; ".join(differences) if differences else None
+
+
+def pick_bias(biases: dict[CameraKey, Any], key: CameraKey) -> tuple[Any, str | None]:
+    """The master bias for a camera key: the same key, else the nearest of the same size and binning
+    (bias levels barely change with temperature or from night to night), with a note."""
     if key in biases:
         return biases[key], None
-    near = [(k, b) for k, b in biases.items() if k[:2] == key[:2]]
+    near = [k for k in biases if k.hardware == key.hardware]
     if not near:
         return None, None
-    best_key, best = min(near, key=lambda item: _temperature_distance(item[0][2], key[2]))
-    return best, f"master bias from another temperature ({_temp(best_key[2])} for a frame at {_temp(key[2])})"
+    best = min(near, key=lambda k: _distance(k, key))
+    return biases[best], _substitute_note("bias", best, key)
 
 
-def pick_dark(darks: dict[tuple, Any], key: tuple, exptime: float | None, allow_scaling: bool):
-    """The master dark for a frame: same camera key and exposure if any; else, when scaling is allowed,
-    the dark of that camera key combined from the most frames (the best-determined one), the nearest
-    exposure at or above the frame's breaking ties. Never a dark of another temperature band.
+def pick_dark(darks: dict[tuple, Any], key: CameraKey, exptime: float | None, allow_scaling: bool):
+    """The master dark for a frame, never of another temperature band, size or binning. Preferred, in
+    order: the same night; the same exposure (else, when scaling is allowed, one to scale); combined from
+    more frames (better determined); the nearest exposure at or above the frame's.
 
     ``darks`` maps (camera key, exposure) to objects with ``exptime`` and ``ncombine``.
     """
-    exact = darks.get((key, exposure_key(exptime)))
-    if exact is not None or not allow_scaling or exptime is None:
-        return exact
-    candidates = [d for (k, t), d in darks.items() if k == key and t]
+    wanted = exposure_key(exptime)
+    candidates = [(k, t) for (k, t) in darks
+                  if k.hardware == key.hardware and k.temperature == key.temperature]
+    if exptime is None or not allow_scaling:
+        candidates = [(k, t) for (k, t) in candidates if t == wanted]
+    else:
+        candidates = [(k, t) for (k, t) in candidates if t]
 
-    def preference(dark) -> tuple:
-        t = dark.exptime or 0.0
-        return (-dark.ncombine, t < exptime, abs(t - exptime))
+    def preference(item) -> tuple:
+        k, t = item
+        return (k.night != key.night, t != wanted, -darks[item].ncombine, t < (exptime or 0.0),
+                abs(t - (exptime or 0.0)))
 
-    return min(candidates, key=preference, default=None)
+    return darks[min(candidates, key=preference)] if candidates else None
 
 
-def pick_flat(flats: dict[tuple, Any], key: tuple, filter_name: str | None) -> tuple[Any, str | None]:
-    """The master flat of the filter at the same size and binning; same temperature preferred."""
+def pick_flat(flats: dict[tuple, Any], key: CameraKey, filter_name: str | None) -> tuple[Any, str | None]:
+    """The master flat of the filter at the same size and binning; same night and temperature preferred."""
     if (key, filter_name) in flats:
         return flats[(key, filter_name)], None
-    near = [(k, f) for (k, filt), f in flats.items() if k[:2] == key[:2] and filt == filter_name]
+    near = [k for (k, filt) in flats if k.hardware == key.hardware and filt == filter_name]
     if not near:
         return None, None
-    best_key, best = min(near, key=lambda item: _temperature_distance(item[0][2], key[2]))
-    return best, f"master flat from another temperature ({_temp(best_key[2])})"
-
-
-def _temperature_distance(a: float | None, b: float | None) -> float:
-    return 0.0 if a is None or b is None else abs(a - b)
+    best = min(near, key=lambda k: _distance(k, key))
+    return flats[(best, filter_name)], _substitute_note("flat", best, key)
 
 
 def _temp(band: float | None) -> str:

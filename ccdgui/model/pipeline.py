@@ -368,18 +368,20 @@ def describe_combine(options: CombineOptions) -> str:
 
 
 def _name_masters(masters: dict[tuple, MasterPlan], stem: str, suffix) -> None:
-    """File names for masters; size, binning and temperature are added only where masters differ in them."""
-    cameras = [key if _is_camera(key) else key[0] for key in masters]
-    varying = [len({camera[i] for camera in cameras}) > 1 for i in range(3)]
-    for key, master in masters.items():
-        (ny, nx), (bx, by), band = key if _is_camera(key) else key[0]
-        parts = [f"_{nx}x{ny}" if varying[0] else "", f"_bin{bx}x{by}" if varying[1] else "",
-                 f"_{'unknownT' if band is None else f'{band:g}C'}" if varying[2] else ""]
-        master.name = f"{stem}{suffix(key)}{''.join(parts)}.fits"
+    """File names for masters: ``stem + suffix(key)``, plus size, binning, temperature and night where
+    masters would otherwise share a name (only the parts in which they differ)."""
+    def camera(key) -> library.CameraKey:
+        return key if isinstance(key, library.CameraKey) else key[0]
 
-
-def _is_camera(key: tuple) -> bool:
-    return len(key) == 3 and isinstance(key[1], tuple)
+    by_base = library.group_by(masters, lambda key: f"{stem}{suffix(key)}")
+    for base, keys in by_base.items():
+        varying = [len({camera(k)[i] for k in keys}) > 1 for i in range(4)]
+        for key in keys:
+            (ny, nx), (bx, by), band, night = camera(key)
+            parts = [f"_{nx}x{ny}" if varying[0] else "", f"_bin{bx}x{by}" if varying[1] else "",
+                     f"_{'unknownT' if band is None else f'{band:g}C'}" if varying[2] else "",
+                     f"_{night or 'unknown-night'}" if varying[3] else ""]
+            masters[key].name = f"{base}{''.join(parts)}.fits"
 
 
 _RAW_KINDS = (FrameKind.BIAS, FrameKind.DARK, FrameKind.FLAT, FrameKind.LIGHT)

@@ -68,9 +68,17 @@ def test_both_umd_nights_keep_filters_apart(shared_data):
     frames, _ = fitsio.scan_folder(shared_data("umd_st8_ngc520"))
     result = run(frames)
     assert len(result.calibrated) == 5
+    assert sorted(m.name for m in result.masters) == [
+        "master_bias_2018-10-13.fits", "master_bias_2018-10-18.fits", "master_dark_300s_2018-10-13.fits",
+        "master_dark_300s_2018-10-18.fits", "master_dark_3s.fits", "master_flat_Sloan_g.fits",
+        "master_flat_Sloan_r.fits"]
     for light in result.calibrated:
-        expected = "master_flat_Sloan_r.fits" if light.filter == "Sloan r'" else "master_flat_Sloan_g.fits"
-        assert light.header["FLATCOR"] == expected
+        r_band = light.filter == "Sloan r'"
+        flat = "master_flat_Sloan_r.fits" if r_band else "master_flat_Sloan_g.fits"
+        assert light.header["FLATCOR"] == flat
+        night = "2018-10-18" if r_band else "2018-10-13"
+        assert light.header["SUBDARK"] == f"master_dark_300s_{night}.fits"
+        assert (775 < np.median(light.data) < 795) if r_band else (625 < np.median(light.data) < 645)
 
 
 def test_stonybrook_masters_per_temperature_and_no_lights(shared_data):
@@ -86,8 +94,8 @@ def test_stonybrook_masters_per_temperature_and_no_lights(shared_data):
     result = run(frames)
     names = sorted(m.name for m in result.masters)
     assert names == sorted([
-        "master_bias_-5C.fits", "master_bias_-10C.fits", "master_dark_20s_-5C.fits",
-        "master_dark_30s_-5C.fits", "master_dark_60s_-5C.fits", "master_dark_300s_-5C.fits",
+        "master_bias_-5C.fits", "master_bias_-10C.fits", "master_dark_20s.fits",
+        "master_dark_30s.fits", "master_dark_60s_-5C.fits", "master_dark_300s_-5C.fits",
         "master_dark_60s_-10C.fits", "master_dark_300s_-10C.fits", "master_flat_Visible.fits"])
     assert np.median(by_name(result, "master_bias_-5C.fits").data) == pytest.approx(993, abs=2)
     assert np.median(by_name(result, "master_bias_-10C.fits").data) == pytest.approx(991, abs=2)
