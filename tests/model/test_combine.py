@@ -145,3 +145,26 @@ def test_iter_combine_reports_progress_and_matches(noisy_stack, monkeypatch):
 def test_bad_inputs_are_one_line_errors(arrays, options, message):
     with pytest.raises(ValueError, match=message):
         combine(arrays, options)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 20, 33])
+def test_sorting_network_sorts(n):
+    from ccdgui.model.combine import _sort_frames
+
+    cube = np.random.default_rng(n).normal(0, 1, (n, 5, 7)).astype(np.float32)
+    cube[:, 0, 0] = 3.0  # ties
+    np.testing.assert_array_equal(_sort_frames(cube), np.sort(cube, axis=0))
+
+
+@pytest.mark.parametrize("options", [
+    CombineOptions(method=m, reject=r, sigma_center=c, sigma_spread=s)
+    for m in ("average", "median", "sum") for r in ("none", "sigma", "minmax")
+    for c, s in (("median", "mad_std"), ("mean", "std"))], ids=str)
+def test_fast_path_equals_general_path(noisy_stack, options):
+    from ccdgui.model.combine import _reduce_masked_band, _reduce_sorted_band
+
+    cube = np.stack(noisy_stack)
+    fast, fast_count = _reduce_sorted_band(cube, options)
+    general, general_count = _reduce_masked_band(cube, options)
+    np.testing.assert_array_equal(fast_count, general_count)
+    np.testing.assert_allclose(fast, general, rtol=2e-6)
