@@ -249,3 +249,29 @@ def header_notes(header: fits.Header, data: np.ndarray | None = None) -> list[st
         pattern = str(header["BAYERPAT"]).strip()
         notes.append(f"colour sensor, Bayer pattern {pattern}: calibrated as a raw mosaic")
     return notes
+
+
+# --- the session's frames, for the library panel -----------------------------------------------------
+GROUP_ORDER = ("Light", "Flat", "Dark", "Bias", "Unknown", "Masters", "Calibrated")
+_GROUP_OF_KIND = {FrameKind.LIGHT: "Light", FrameKind.FLAT: "Flat", FrameKind.DARK: "Dark",
+                  FrameKind.BIAS: "Bias", FrameKind.UNKNOWN: "Unknown", FrameKind.MASTER_BIAS: "Masters",
+                  FrameKind.MASTER_DARK: "Masters", FrameKind.MASTER_FLAT: "Masters",
+                  FrameKind.CALIBRATED: "Calibrated"}
+
+
+def group_label(frame: Frame, kind: FrameKind | None = None) -> tuple[str, str]:
+    """(type group, subgroup) under which the library lists a frame: darks by exposure, flats by filter,
+    lights by filter and exposure."""
+    kind = frame.kind if kind is None else kind
+    top = _GROUP_OF_KIND[kind]
+    exposure = "exposure unknown" if frame.exptime is None else f"{frame.exptime:g} s"
+    filter_name = frame.filter or "no filter"
+    if kind in (FrameKind.DARK, FrameKind.MASTER_DARK):
+        sub = exposure
+    elif kind in (FrameKind.FLAT, FrameKind.MASTER_FLAT):
+        sub = filter_name
+    elif kind in (FrameKind.LIGHT, FrameKind.CALIBRATED):
+        sub = f"{filter_name}, {exposure}"
+    else:
+        sub = f"{frame.shape[1]}x{frame.shape[0]}"
+    return top, sub

@@ -35,6 +35,12 @@ class Recipe:
     overscan: str = "auto"                # auto (header BIASSEC) | off | a section such as [4:13,1:520]
     overscan_method: str = "median"       # median | mean, per row (or column) of the overscan strip
     trim: str = "auto"                    # auto (header TRIMSEC) | off | a section such as [17:528,1:520]
+    kind_overrides: dict[str, str] = field(default_factory=dict)  # file name -> kind the user chose
+
+    def kind_of(self, frame: Frame) -> FrameKind:
+        """The frame's kind, as the user re-classified it or as read from its header."""
+        override = self.kind_overrides.get(frame.name)
+        return FrameKind(override) if override else frame.kind
 
     def combine_options(self) -> CombineOptions:
         return CombineOptions(
@@ -156,6 +162,7 @@ class Plan:
 def make_plan(frames: Sequence[Frame], recipe: Recipe) -> Plan:
     """Group frames and decide which master serves which frame, from headers (and overscan/trim)."""
     plan = Plan()
+    frames = [_reclassified(frame, recipe) for frame in frames]
     prepared = [_prepare(frame, recipe, plan.notes) for frame in frames]
     by_kind = library.group_by(prepared, lambda f: f.kind)
     unknown = by_kind.get(FrameKind.UNKNOWN, [])
@@ -191,6 +198,16 @@ def make_plan(frames: Sequence[Frame], recipe: Recipe) -> Plan:
     if not plan.lights:
         plan.notes.append("no light frames: masters only")
     return plan
+
+
+def _reclassified(frame: Frame, recipe: Recipe) -> Frame:
+    """The frame itself, or a copy (same pixels) carrying the kind the user chose for it."""
+    kind = recipe.kind_of(frame)
+    if kind is frame.kind:
+        return frame
+    copy = frame.derive(frame.data, history=f"Type set to {kind.value} by the user", kind=kind)
+    copy.path = frame.path
+    return copy
 
 
 def _steps_for(frame: Frame, recipe: Recipe, biases: dict, darks: dict | None = None,

@@ -208,3 +208,12 @@ def test_masters_and_lights_equal_ccdproc(case):
     assert rel_diff(master(ours, FrameKind.MASTER_DARK).data, dark.data) <= 1e-5
     assert rel_diff(master(ours, FrameKind.MASTER_FLAT).data, flat.data) <= 1e-5
     assert rel_diff(ours.calibrated[0].data, light.data) <= 1e-5
+
+
+def test_user_reclassification_is_part_of_the_recipe(night):
+    lights = [f for f in night.frames if f.kind is FrameKind.LIGHT]
+    recipe = Recipe(kind_overrides={lights[0].name: "unknown"})
+    assert Recipe.from_dict(recipe.to_dict()) == recipe
+    result, _ = run(night.frames, recipe)
+    assert len(result.calibrated) == 3 and lights[0].kind is FrameKind.LIGHT
+    assert any("unknown type not used" in p for p in result.problems)
