@@ -30,7 +30,7 @@ class DisplayState:
     percentile_high: float = 99.9    # %, upper end (the guide's show_image uses 99.9)
     stretch: str = "linear"          # linear | sqrt | log | asinh
     colour_map: str = "grey"
-    link_levels: bool = True         # raw and calibrated views share levels
+    link_levels: bool = False        # raw and calibrated views share levels
 
 
 def subsample(data: np.ndarray, max_pixels: int = SUBSAMPLE_PIXELS) -> np.ndarray:

@@ -42,7 +42,7 @@ class SimParams:
     sky: float = 20.0                  # ADU
     n_stars: int = 50
     max_star_counts: float = 2000.0    # ADU, peak of the brightest star
-    star_sigma: float = 4.0            # px, Gaussian sigma of a star (the guide's "fwhm" argument)
+    star_sigma: float = 10.0           # px, Gaussian sigma of a star (the seed passes fwhm=10, a sigma)
     cosmic_rays: int = 0               # per light frame
     n_bias: int = 5
     n_dark: int = 5

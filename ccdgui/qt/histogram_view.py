@@ -23,9 +23,10 @@ class HistogramView(pg.PlotWidget):
         super().__init__(parent=parent)
         self.setBackground("#1e1f22")
         self.setLogMode(x=False, y=True)
-        self.setLabel("bottom", "pixel value", units="ADU")
+        self.setLabel("bottom", "pixel value (ADU)")
+        self.getAxis("bottom").enableAutoSIPrefix(False)
         self.setLabel("left", "pixels")
-        self.addLegend(offset=(-10, 10))
+        self.addLegend(offset=(10, 5))
         self.raw_curve = self.plot([0, 1], [0], stepMode="center", pen=RAW_PEN, name="raw")
         self.calibrated_curve = self.plot([0, 1], [0], stepMode="center", pen=CALIBRATED_PEN,
                                           name="calibrated")
