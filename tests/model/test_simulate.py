@@ -120,7 +120,7 @@ def test_headers_as_a_camera_writes_them():
 
 def test_cosmic_rays_only_in_lights_and_bright():
     params = SimParams(nx=200, ny=200, n_bias=1, n_dark=0, n_flat=0, n_light=1, read_noise=5, cosmic_rays=4,
-                       hot_pixels=False, seed=1)
+                       n_stars=0, hot_pixels=False, seed=1)
     night = simulate_night(params)
     light = frames_of(night, FrameKind.LIGHT)[0]
     hits = light.data > 5000
