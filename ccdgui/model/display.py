@@ -101,6 +101,15 @@ def histogram(data: np.ndarray, lo: float | None = None, hi: float | None = None
     return Histogram(edges, counts * scale)
 
 
+def common_range(frames: list[np.ndarray]) -> tuple[float, float]:
+    """A value range covering the 0.1–99.9 percentiles of every frame: one axis for their histograms."""
+    ranges = [np.percentile(sample, [0.1, 99.9]) for sample in (subsample(f, 50_000) for f in frames)
+              if sample.size]
+    if not ranges:
+        return 0.0, 1.0
+    return float(min(r[0] for r in ranges)), float(max(r[1] for r in ranges))
+
+
 def quick_median(data: np.ndarray) -> float:
     """Median of a subsample: what the library shows for every frame, in a millisecond."""
     sample = subsample(data, 40_000)

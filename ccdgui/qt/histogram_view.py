@@ -26,7 +26,8 @@ class HistogramView(pg.PlotWidget):
         self.setLabel("bottom", "pixel value (ADU)")
         self.getAxis("bottom").enableAutoSIPrefix(False)
         self.setLabel("left", "pixels")
-        self.addLegend(offset=(10, 5))
+        legend = self.addLegend(offset=(10, 5), brush=pg.mkBrush(30, 31, 34, 220))
+        legend.setZValue(20)
         self.raw_curve = self.plot([0, 1], [0], stepMode="center", pen=RAW_PEN, name="raw")
         self.calibrated_curve = self.plot([0, 1], [0], stepMode="center", pen=CALIBRATED_PEN,
                                           name="calibrated")
@@ -43,8 +44,7 @@ class HistogramView(pg.PlotWidget):
         frames = [f for f in (raw, calibrated) if f is not None]
         if not frames:
             return
-        ranges = [np.percentile(display.subsample(f, 50_000), [0.1, 99.9]) for f in frames]
-        lo, hi = min(r[0] for r in ranges), max(r[1] for r in ranges)
+        lo, hi = display.common_range(frames)
         for curve, data in ((self.raw_curve, raw), (self.calibrated_curve, calibrated)):
             if data is None:
                 curve.setData([0, 1], [0])

@@ -81,9 +81,9 @@ class LibraryPanel(QTreeWidget):
                 item = QTreeWidgetItem(top_item, columns)
                 item.setToolTip(6, f"{problem.path}\n{problem.reason}")
             top_item.setExpanded(True)
-        self.blockSignals(False)
         if selected is not None:
-            self.select_frame(selected)
+            self.select_frame(selected)  # signals still blocked: the selection did not change
+        self.blockSignals(False)
 
     def _add_frame(self, parent: QTreeWidgetItem, frame: Frame, kind: FrameKind, status: str) -> None:
         key = id(frame)

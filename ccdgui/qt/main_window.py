@@ -95,6 +95,7 @@ class MainWindow(QMainWindow):
         self.timings: dict[str, float] = {}
         self._job_started = 0.0
         self._job_kind = ""
+        self._limits_cache: dict[tuple, tuple[float, float]] = {}
 
         self.raw_view = ImageView("Raw")
         self.calibrated_view = ImageView("Calibrated")
@@ -314,6 +315,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Read {len(frames)} frames in {seconds:.1f} s{note}", 8000)
         elif self._job_kind == "calibrate":
             self.last_result = result
+            self._limits_cache.clear()
             self.masters, self.calibrated = result.masters, result.calibrated
             self.refresh_library()
             if self.calibrated:
@@ -333,6 +335,7 @@ class MainWindow(QMainWindow):
 
     # --- session --------------------------------------------------------------------------------------
     def _set_session(self, frames: list[Frame], problems: list) -> None:
+        self._limits_cache.clear()
         self.raw, self.quarantined = list(frames), list(problems)
         self.masters, self.calibrated, self.last_result = [], [], None
         self.recipe.kind_overrides = {}
@@ -395,7 +398,13 @@ class MainWindow(QMainWindow):
         return lookup_table(self.display.stretch, self.display.colour_map)
 
     def _limits(self, data: np.ndarray) -> tuple[float, float]:
-        return display.interval_limits(data, self.display)
+        """Interval limits of a frame, remembered per frame and interval setting."""
+        key = (id(data), self.display.interval, self.display.percentile_low, self.display.percentile_high)
+        if key not in self._limits_cache:
+            if len(self._limits_cache) > 256:
+                self._limits_cache.clear()
+            self._limits_cache[key] = display.interval_limits(data, self.display)
+        return self._limits_cache[key]
 
     def _apply_lut(self) -> None:
         lut = self._lut()

@@ -3,7 +3,7 @@ one model object that holds the value (SimParams, Recipe)."""
 
 from __future__ import annotations
 
-from PyQt6.QtCore import pyqtSignal
+from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -103,6 +103,7 @@ class ParamDock(QScrollArea):
     def __init__(self, sim: SimParams, recipe: Recipe, parent=None) -> None:
         super().__init__(parent)
         self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.widgets: dict[str, QWidget] = {}
         body = QWidget()
         layout = QVBoxLayout(body)

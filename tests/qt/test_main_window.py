@@ -1,0 +1,178 @@
+"""The real main window, driven offscreen: simulate, select, calibrate, cancel, bindings both ways."""
+
+import time
+
+import numpy as np
+import pytest
+from astropy.stats import mad_std
+from PyQt6.QtCore import QTimer
+
+from ccdgui.model import pipeline
+from ccdgui.model.frame import FrameKind
+from ccdgui.model.pipeline import Recipe
+from ccdgui.model.simulate import SimParams, simulate_night
+
+from .conftest import wait_idle
+
+
+def run_model(frames, recipe):
+    generator = pipeline.run(frames, recipe)
+    try:
+        while True:
+            next(generator)
+    except StopIteration as stop:
+        return stop.value
+
+
+def test_simulate_select_calibrate_shows_the_models_answer(qtbot, window):
+    window.simulate()
+    wait_idle(qtbot, window)
+    assert len(window.raw) == 4 + 4 + 3 + 2
+    assert window.raw_view.data is not None  # a light is shown as soon as the night exists
+    window.library.select_frame(window.raw[0])
+    assert window.raw_view.data is window.raw[0].data
+    window.recipe.combine = "median"
+    window.calibrate()
+    wait_idle(qtbot, window)
+    assert len(window.masters) == 3 and len(window.calibrated) == 2
+    shown = window.calibrated_view.data
+    assert shown is window.calibrated[0].data
+    expected = run_model(window.raw, Recipe(combine="median"))
+    np.testing.assert_array_equal(shown, expected.calibrated[0].data)
+    assert mad_std(shown) == pytest.approx(mad_std(expected.calibrated[0].data))
+    # raw light on the left, its calibrated version on the right; both listed in the library
+    assert window.raw_view.data is next(f for f in window.raw if f.name == window.calibrated[0].name).data
+    names = {item.text(0) for item in window.library.frame_items()}
+    assert {"master_bias.fits", "master_dark_60s.fits", "master_flat_r.fits"} <= names
+
+
+def test_dock_and_recipe_are_bound_both_ways(window):
+    combo = window.params.widgets["recipe.combine"]
+    combo.setCurrentIndex(combo.findData("median"))
+    assert window.recipe.combine == "median"
+    window.recipe.combine = "sum"
+    assert combo.currentData() == "sum"
+    spin = window.params.widgets["recipe.sigma_low"]
+    spin.setValue(3.5)
+    assert window.recipe.sigma_low == 3.5
+    window.recipe.sigma_high = 2.25
+    assert window.params.widgets["recipe.sigma_high"].value() == 2.25
+    size = window.params.widgets["sim.nx"]
+    size.setValue(512)
+    assert window.sim.nx == 512
+    window.sim.read_noise = 12.5
+    assert window.params.widgets["sim.read_noise"].value() == 12.5
+    filters = window.params.widgets["sim.filters"]
+    filters.setText("g, i")
+    filters.editingFinished.emit()
+    assert window.sim.filters == ("g", "i")
+    window.sim.filters = ("r",)
+    assert filters.text() == "r"
+    check = window.params.widgets["recipe.scale_dark"]
+    check.setChecked(False)
+    assert window.recipe.scale_dark is False
+
+
+def test_cancel_during_calibration_leaves_the_app_usable(qtbot, settings):
+    from ccdgui.qt.main_window import MainWindow
+
+    win = MainWindow(settings=settings)
+    qtbot.addWidget(win)
+    win.show()
+    night = simulate_night(SimParams(nx=1200, ny=1200, n_bias=6, n_dark=6, n_flat=6, n_light=2))
+    win._set_session(night.frames, [])
+    win.calibrate()
+    qtbot.waitUntil(lambda: win.progress.value() > 0, timeout=20000)
+    win.runner.cancel()
+    assert not win.runner.busy
+    qtbot.wait(200)
+    assert win.masters == [] and win.calibrated == []  # nothing half-made is shown
+    assert "cancelled" in win.statusBar().currentMessage()
+    win.calibrate()  # and it works again
+    wait_idle(qtbot, win)
+    assert len(win.calibrated) == 2
+    win.runner.wait(10000)
+    win.close()
+
+
+def test_event_loop_stays_responsive_during_a_2000_square_calibration(qtbot, settings):
+    from ccdgui.qt.main_window import MainWindow
+
+    win = MainWindow(settings=settings)
+    qtbot.addWidget(win)
+    win.show()
+    night = simulate_night(SimParams(n_bias=5, n_dark=5, n_flat=5, n_light=2))
+    win._set_session(night.frames, [])
+    qtbot.wait(50)
+    gaps, last = [], [time.perf_counter()]
+
+    def ping():
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.timeout.connect(ping)
+    timer.start(10)
+    win.calibrate()
+    wait_idle(qtbot, win, timeout=120000)
+    timer.stop()
+    assert len(win.calibrated) == 2
+    assert len(gaps) > 20
+    print(f"longest event-loop gap during calibration: {max(gaps) * 1000:.0f} ms over {len(gaps)} pings")
+    assert max(gaps) < 0.1, f"the GUI thread blocked for {max(gaps) * 1000:.0f} ms"
+    win.close()
+
+
+def test_reclassifying_a_frame_changes_the_plan(qtbot, window):
+    window.simulate()
+    wait_idle(qtbot, window)
+    light = next(f for f in window.raw if f.kind is FrameKind.LIGHT)
+    window.library.kind_requested.emit(light, FrameKind.UNKNOWN)
+    assert window.recipe.kind_overrides == {light.name: "unknown"}
+    assert len(window.plan.lights) == 1
+    item = next(i for i in window.library.frame_items() if i.text(0) == light.name)
+    assert item.text(1) == "unknown" and "type set to unknown" in item.text(6)
+
+
+def test_display_controls_change_levels_and_lut_not_data(qtbot, window):
+    window.simulate()
+    wait_idle(qtbot, window)
+    data = window.raw_view.data
+    before = window.raw_view.image.levels
+    window.display.interval = "minmax"
+    after = window.raw_view.image.levels
+    assert after[0] < before[0] and after[1] > before[1]
+    window.display.stretch = "log"
+    assert window.raw_view.image.lut.shape == (256, 3)
+    assert window.raw_view.data is data
+    window.histogram.region.setRegion((1000.0, 1200.0))
+    assert tuple(window.raw_view.image.levels) == (1000.0, 1200.0)
+
+
+def test_open_folder_lists_frames_and_quarantine(qtbot, window, tmp_path):
+    from ccdgui.model import fitsio
+
+    for frame in simulate_night(SimParams(nx=32, ny=24, n_bias=2, n_dark=1, n_flat=1, n_light=1)).frames:
+        fitsio.write_frame(frame, tmp_path / frame.name)
+    (tmp_path / "broken.fits").write_bytes(b"garbage" * 50)
+    window.open_paths([tmp_path])
+    wait_idle(qtbot, window)
+    assert len(window.raw) == 5 and len(window.quarantined) == 1
+    assert window.settings.value("last_folder") == str(tmp_path)
+    top = [window.library.topLevelItem(i).text(0) for i in range(window.library.topLevelItemCount())]
+    assert "Quarantined (1)" in top
+
+
+def test_export_png_and_keyboard_blink(qtbot, window, tmp_path):
+    window.simulate()
+    wait_idle(qtbot, window)
+    window.calibrate()
+    wait_idle(qtbot, window)
+    raw_data = window.raw_view.data
+    window.blink()
+    assert window.raw_view.data is window.calibrated[0].data
+    window.blink()
+    assert window.raw_view.data is raw_data
+    path = window.export_png(tmp_path / "view.png")
+    assert path.stat().st_size > 10_000
