@@ -19,10 +19,10 @@ def _application(argv: list[str]):
     app = QApplication.instance() or QApplication(["ccdgui", *argv])
     app.setApplicationName("ccdgui")
     app.setOrganizationName("ccdgui")
-    from .qt.library_panel import RESOURCES
+    from .resources_path import resource_path
 
-    icon = RESOURCES / "ccdgui.svg"
-    if icon.exists():
+    icon = resource_path("ccdgui.svg")
+    if icon is not None:
         app.setWindowIcon(QIcon(str(icon)))
     return app
 

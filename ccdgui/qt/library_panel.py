@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtGui import QAction, QIcon
 from PyQt6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTreeWidget, QTreeWidgetItem
 
 from ..model import display, library
 from ..model.frame import Frame, FrameKind
+from ..resources_path import resource_path
 
 COLUMNS = ("name", "type", "exposure", "filter", "size", "median", "status")
-RESOURCES = Path(__file__).resolve().parents[1] / "resources"
 _ICON_OF_GROUP = {"Light": "light", "Flat": "flat", "Dark": "dark", "Bias": "bias", "Unknown": "unknown",
                   "Masters": "master", "Calibrated": "calibrated", "Quarantined": "quarantine"}
 REASSIGNABLE = (FrameKind.BIAS, FrameKind.DARK, FrameKind.FLAT, FrameKind.LIGHT, FrameKind.UNKNOWN)
 
 
 def icon(name: str) -> QIcon:
-    path = RESOURCES / "icons" / f"{name}.svg"
-    return QIcon(str(path)) if path.exists() else QIcon()
+    path = resource_path(f"icons/{name}.svg")
+    return QIcon(str(path)) if path is not None else QIcon()
 
 
 class LibraryPanel(QTreeWidget):
