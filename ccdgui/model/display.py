@@ -16,7 +16,7 @@ from psygnal import evented
 INTERVALS = ("percentile", "zscale", "minmax")
 STRETCHES = ("linear", "sqrt", "log", "asinh")
 COLOUR_MAPS = ("grey", "viridis", "magma", "inferno")
-SUBSAMPLE_PIXELS = 250_000
+SUBSAMPLE_PIXELS = 100_000
 LUT_SIZE = 256  # ≤ 256 keeps pyqtgraph on its fast path
 
 
@@ -133,3 +133,59 @@ def displayable(data: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     filled = data.copy()
     filled[bad] = np.float32(quick_median(data)) if np.isfinite(data).any() else 0.0
     return filled, bad
+
+
+# --- what to draw: a pyramid of binned copies and the window of it that the screen shows -------------
+#: The view never draws more pixels than this many times the screen's (a margin for panning).
+WINDOW_MARGIN = 0.25
+
+
+def bin2(data: np.ndarray) -> np.ndarray:
+    """Mean of 2 × 2 blocks (a trailing odd row/column is dropped), float32, as strided adds."""
+    ny, nx = (data.shape[0] // 2) * 2, (data.shape[1] // 2) * 2
+    out = data[0:ny:2, 0:nx:2].astype(np.float32, copy=True)
+    out += data[1:ny:2, 0:nx:2]
+    out += data[0:ny:2, 1:nx:2]
+    out += data[1:ny:2, 1:nx:2]
+    out *= np.float32(0.25)
+    return out
+
+
+class Pyramid:
+    """A frame and its 2×, 4×, … block means, made on first use. Level ``k`` has pixels ``2**k`` frame
+    pixels wide; drawing the level whose pixels are about one screen pixel keeps the cost of a redraw
+    set by the screen, not by the frame (DS9's *block*, chosen automatically)."""
+
+    def __init__(self, data: np.ndarray, smallest: int = 256) -> None:
+        self.levels: list[np.ndarray] = [data]
+        self.smallest = smallest
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.levels[0].shape
+
+    def level(self, k: int) -> np.ndarray:
+        while len(self.levels) <= k and min(self.levels[-1].shape) >= 2 * self.smallest:
+            self.levels.append(bin2(self.levels[-1]))
+        return self.levels[min(k, len(self.levels) - 1)]
+
+    def level_for(self, frame_pixels_per_screen_pixel: float) -> int:
+        """The coarsest level whose pixels are no bigger than a screen pixel."""
+        if not np.isfinite(frame_pixels_per_screen_pixel) or frame_pixels_per_screen_pixel < 2:
+            return 0
+        wanted = int(np.floor(np.log2(frame_pixels_per_screen_pixel)))
+        self.level(wanted)
+        return min(wanted, len(self.levels) - 1)
+
+
+def visible_window(shape: tuple[int, int], factor: int, x0: float, x1: float, y0: float, y1: float,
+                   margin: float = WINDOW_MARGIN) -> tuple[slice, slice]:
+    """Rows and columns of a level (pixels ``factor`` frame pixels wide) that cover the frame-pixel
+    rectangle x0..x1, y0..y1 plus ``margin`` of its size on each side, clipped to the level."""
+    ny, nx = shape
+    pad_x, pad_y = (x1 - x0) * margin, (y1 - y0) * margin
+    cols = (max(0, int(np.floor((x0 - pad_x) / factor))), min(nx, int(np.ceil((x1 + pad_x) / factor))))
+    rows = (max(0, int(np.floor((y0 - pad_y) / factor))), min(ny, int(np.ceil((y1 + pad_y) / factor))))
+    if cols[0] >= cols[1] or rows[0] >= rows[1]:
+        return slice(0, 0), slice(0, 0)
+    return slice(*rows), slice(*cols)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QPointF, pyqtSignal
+from PyQt6.QtCore import QPointF, QRectF, pyqtSignal
 
 from ..model import display
 
@@ -31,7 +31,11 @@ def lookup_table(stretch: str, colour_map: str) -> np.ndarray:
 
 
 class ImageView(pg.GraphicsLayoutWidget):
-    """Shows one frame. Emits ``hovered(x, y, value)`` as the cursor moves over the image."""
+    """Shows one frame. Emits ``hovered(x, y, value)`` as the cursor moves over the image.
+
+    Only what the screen shows is drawn: the window of the frame in view, from the level of the frame's
+    pyramid whose pixels are about a screen pixel, so a level change costs the same for a 1k or an 8k
+    frame. Axes and the pixel readout stay in frame pixels."""
 
     hovered = pyqtSignal(int, int, float)
 
@@ -47,6 +51,12 @@ class ImageView(pg.GraphicsLayoutWidget):
         self.plot.addItem(self.image)
         self.data: np.ndarray | None = None      # the frame's pixels (not the display copy)
         self.frame_name = ""
+        self._pyramid: display.Pyramid | None = None
+        self._window: tuple[int, slice, slice] | None = None
+        self._levels: tuple[float, float] = (0.0, 1.0)
+        self._lut: np.ndarray | None = None
+        self.plot.getViewBox().sigRangeChanged.connect(lambda *_: self._update_window())
+        self.plot.getViewBox().sigResized.connect(lambda *_: self._update_window())
         self._placeholder = pg.TextItem("", color="#9a9a9a", anchor=(0.5, 0.5))
         self.plot.addItem(self._placeholder)
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
@@ -60,24 +70,68 @@ class ImageView(pg.GraphicsLayoutWidget):
         first = self.data is None or data is None or self.data.shape != data.shape
         self.data = data
         self.frame_name = name
+        self._levels, self._lut = levels, lut
+        self._window = None
         if data is None:
+            self._pyramid = None
             self.image.clear()
             self._placeholder.setText(name)
             self.set_title("")
             return
         self._placeholder.setText("")
-        shown, _mask = display.displayable(data)
-        self.image.setImage(shown, autoLevels=False, levels=levels, lut=lut)
+        self._pyramid = display.Pyramid(display.displayable(data)[0])
         self.set_title(name)
         if first or not keep_view:
-            self.plot.autoRange(padding=0.0)
+            self.fit()
+        self._update_window()
 
     def set_levels(self, levels: tuple[float, float]) -> None:
+        self._levels = levels
         if self.data is not None:
             self.image.setLevels(levels)
 
     def set_lut(self, lut: np.ndarray) -> None:
+        self._lut = lut
         self.image.setLookupTable(lut)
+
+    def drawn_shape(self) -> tuple[int, int]:
+        """Shape of the array the image item draws (the visible window of a pyramid level)."""
+        return (0, 0) if self.image.image is None else tuple(self.image.image.shape[:2])
+
+    def _update_window(self) -> None:
+        """Draw the window of the right pyramid level when the view has moved out of the last one or
+        the zoom calls for another level."""
+        if self._pyramid is None:
+            return
+        box = self.plot.getViewBox()
+        (x0, x1), (y0, y1) = box.viewRange()
+        size = box.geometry()
+        pixel = min((x1 - x0) / max(size.width(), 1.0), (y1 - y0) / max(size.height(), 1.0))
+        k = self._pyramid.level_for(pixel)
+        factor = 2 ** k
+        if self._window is not None and self._window[0] == k and self._covers(self._window, x0, x1, y0, y1):
+            return
+        level = self._pyramid.level(k)
+        rows, cols = display.visible_window(level.shape, factor, x0, x1, y0, y1)
+        self._window = (k, rows, cols)
+        if rows.stop <= rows.start:
+            self.image.clear()
+            return
+        self.image.setImage(level[rows, cols], autoLevels=False, levels=self._levels, lut=self._lut)
+        self.image.setRect(QRectF(cols.start * factor, rows.start * factor,
+                                  (cols.stop - cols.start) * factor, (rows.stop - rows.start) * factor))
+
+    def _covers(self, window: tuple[int, slice, slice], x0: float, x1: float, y0: float, y1: float) -> bool:
+        """Whether the drawn window holds all of the frame that the view rectangle shows."""
+        k, rows, cols = window
+        factor = 2 ** k
+        level_ny, level_nx = self._pyramid.level(k).shape
+        x0, x1 = max(x0, 0.0), min(x1, level_nx * factor)
+        y0, y1 = max(y0, 0.0), min(y1, level_ny * factor)
+        if x0 >= x1 or y0 >= y1:
+            return rows.stop <= rows.start
+        return (cols.start * factor <= x0 and x1 <= cols.stop * factor
+                and rows.start * factor <= y0 and y1 <= rows.stop * factor)
 
     def placeholder(self, text: str) -> None:
         self.show_frame(None, text, (0.0, 1.0), lookup_table("linear", "grey"))
@@ -86,7 +140,10 @@ class ImageView(pg.GraphicsLayoutWidget):
         self.plot.getViewBox().scaleBy((1 / factor, 1 / factor))
 
     def fit(self) -> None:
-        self.plot.autoRange(padding=0.0)
+        """Show the whole frame."""
+        if self.data is not None:
+            ny, nx = self.data.shape
+            self.plot.getViewBox().setRange(QRectF(0, 0, nx, ny), padding=0.0)
 
     def _on_mouse_moved(self, position: QPointF) -> None:
         if self.data is None or not self.plot.sceneBoundingRect().contains(position):

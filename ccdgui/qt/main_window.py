@@ -318,8 +318,9 @@ class MainWindow(QMainWindow):
             self._limits_cache.clear()
             self.masters, self.calibrated = result.masters, result.calibrated
             self.refresh_library()
-            if self.calibrated:
-                self.library.select_frame(self.calibrated[0])
+            if self.calibrated:  # shown on the next turn of the event loop: no long stall in one go
+                first = self.calibrated[0]
+                QTimer.singleShot(0, lambda: first in self.calibrated and self.library.select_frame(first))
             problems = f"; {len(result.problems)} note(s), see the Status column" if result.problems else ""
             self.statusBar().showMessage(
                 f"Made {len(self.masters)} masters and {len(self.calibrated)} calibrated frames in "

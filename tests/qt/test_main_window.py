@@ -176,3 +176,28 @@ def test_export_png_and_keyboard_blink(qtbot, window, tmp_path):
     assert window.raw_view.data is raw_data
     path = window.export_png(tmp_path / "view.png")
     assert path.stat().st_size > 10_000
+
+
+def test_image_view_draws_only_a_screen_sized_window_of_a_big_frame(qtbot):
+    from ccdgui.qt.image_view import ImageView, lookup_table
+
+    view = ImageView("big")
+    qtbot.addWidget(view)
+    view.resize(700, 700)
+    view.show()
+    qtbot.wait(20)
+    data = np.random.default_rng(2).normal(1000, 20, (4096, 4096)).astype(np.float32)
+    view.show_frame(data, "big", (950.0, 1050.0), lookup_table("linear", "grey"))
+    qtbot.wait(20)
+    fitted = view.drawn_shape()
+    assert max(fitted) <= 1400, fitted          # a binned level, not 4096² pixels
+    box = view.image.mapRectToView(view.image.boundingRect())
+    assert box.width() == pytest.approx(4096, abs=8) and box.height() == pytest.approx(4096, abs=8)
+    view.zoom(16)
+    qtbot.wait(20)
+    zoomed = view.drawn_shape()
+    assert max(zoomed) <= 1000, zoomed          # full resolution, but only around what is in view
+    (x0, x1), (y0, y1) = view.plot.getViewBox().viewRange()
+    drawn = view.image.mapRectToView(view.image.boundingRect())
+    assert drawn.left() <= x0 and drawn.right() >= x1 and drawn.top() <= y0 and drawn.bottom() >= y1
+    view.close()

@@ -1,0 +1,50 @@
+"""Display numbers: intervals, histograms and the pyramid/window that keeps redraws screen-sized."""
+
+import numpy as np
+import pytest
+
+from ccdgui.model import display
+
+
+def test_bin2_is_the_mean_of_each_two_by_two_block_and_drops_an_odd_edge():
+    data = np.arange(5 * 7, dtype=np.float32).reshape(5, 7)
+    before = data.copy()
+    out = display.bin2(data)
+    assert out.shape == (2, 3) and out.dtype == np.float32
+    assert out[0, 0] == pytest.approx((0 + 1 + 7 + 8) / 4)
+    assert out[1, 2] == pytest.approx((18 + 19 + 25 + 26) / 4)
+    np.testing.assert_array_equal(data, before)
+
+
+def test_pyramid_levels_halve_and_stop_at_the_smallest_size():
+    pyramid = display.Pyramid(np.ones((4096, 3000), np.float32), smallest=256)
+    assert pyramid.level(1).shape == (2048, 1500)
+    assert pyramid.level(2).shape == (1024, 750)
+    assert pyramid.level(9).shape == (512, 375)  # a further halving would make a side < 256
+    assert pyramid.level_for(1.0) == 0 and pyramid.level_for(1.9) == 0
+    assert pyramid.level_for(2.0) == 1 and pyramid.level_for(5.5) == 2
+    assert pyramid.level_for(float("nan")) == 0
+
+
+def test_visible_window_covers_the_view_with_a_margin_and_clips_to_the_frame():
+    rows, cols = display.visible_window((1024, 1024), 4, 400, 800, 0, 400, margin=0.25)
+    # columns: (400 - 100) / 4 = 75 … (800 + 100) / 4 = 225; rows: 0 (clipped) … 500 / 4 = 125
+    assert (cols.start, cols.stop, rows.start, rows.stop) == (75, 225, 0, 125)
+    rows, cols = display.visible_window((100, 100), 1, 500, 600, 500, 600)
+    assert rows.stop <= rows.start  # the view is off the frame: nothing to draw
+
+
+def test_interval_limits_follow_the_percentiles_of_the_frame():
+    rng = np.random.default_rng(0)
+    data = rng.normal(1000, 10, (1000, 1000)).astype(np.float32)
+    lo, hi = display.interval_limits(data, display.DisplayState())  # 0.5 … 99.9 %
+    assert lo == pytest.approx(1000 - 2.576 * 10, abs=1.0)
+    assert hi == pytest.approx(1000 + 3.090 * 10, abs=1.5)
+
+
+def test_displayable_replaces_nan_without_touching_the_input():
+    data = np.ones((10, 10), np.float32)
+    data[3, 4] = np.nan
+    shown, mask = display.displayable(data)
+    assert np.isfinite(shown).all() and mask[3, 4] and mask.sum() == 1
+    assert np.isnan(data[3, 4])
