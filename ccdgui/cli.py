@@ -204,15 +204,22 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     paths = fitsio.iter_fits_paths(indir)
     if outdir.resolve().is_relative_to(indir.resolve()):
         paths = [p for p in paths if not p.resolve().is_relative_to(outdir.resolve())]
-    frames, quarantined = fitsio.read_frames(paths)
+    frames, quarantined = fitsio.read_frames(paths, lazy=True)  # headers now, pixels band by band later
+    frames, unusable = fitsio.check_pixels(frames)
+    quarantined += unusable
     for problem in quarantined:
         print(f"ccdgui: skipped {problem}", file=sys.stderr)
     if not frames:
         raise CliError(f"no readable FITS frame in {indir}")
     plan = pipeline.make_plan(frames, recipe)
+    cost = pipeline.estimate_run(plan, recipe)
     if args.dry_run:
         print(format_plan(plan))
+        print(f"estimate: {cost}")
         return 0
+    if not args.quiet:
+        print(f"ccdgui: {len(plan.masters)} master(s) and {len(plan.lights)} light(s) to do: {cost}",
+              file=sys.stderr)
     result = _drive(pipeline.execute(plan, recipe), report)
     for problem in result.problems:
         print(f"ccdgui: note: {problem}", file=sys.stderr)

@@ -266,6 +266,35 @@ def _reduce_sorted_band(cube: np.ndarray, options: CombineOptions) -> tuple[np.n
     return data.astype(np.float32, copy=False), np.maximum(stop - start, 0).astype(np.uint16)
 
 
+# --- what a combine will cost --------------------------------------------------------------------------
+#: Seconds per frame-pixel on the 2-core reference machine (benchmarks/README.md): sorting-network
+#: statistics and rejection; a plain average or sum; reading rows from a file.
+SECONDS_PER_PIXEL = {"sorted": 6.5e-9, "plain": 1.5e-9, "read": 1.5e-9}
+
+
+@dataclass
+class Estimate:
+    seconds: float
+    peak_bytes: int
+
+    def __str__(self) -> str:
+        return f"about {self.seconds:.1f} s, peak memory about {self.peak_bytes / 2**20:.0f} MB"
+
+
+def estimate(n_frames: int, ny: int, nx: int, options: CombineOptions = CombineOptions(),
+             from_disk: bool = False) -> Estimate:
+    """Rough time and peak memory of one combine: stack in memory unless it streams from disk, the
+    bands in flight (two threads, two bands queued each, a few working copies), the result and counts."""
+    pixels = n_frames * ny * nx
+    sorted_work = options.method == "median" or options.reject != "none"
+    seconds = pixels * SECONDS_PER_PIXEL["sorted" if sorted_work else "plain"]
+    if from_disk:
+        seconds += pixels * SECONDS_PER_PIXEL["read"]
+    stack = 0 if from_disk else pixels * 4
+    bands = 4 * 4 * band_rows(n_frames, nx) * n_frames * nx * 4
+    return Estimate(seconds, stack + bands + ny * nx * (4 + 2))
+
+
 # --- driving the bands -----------------------------------------------------------------------------
 def _check_inputs(arrays: Sequence[np.ndarray], scales) -> tuple[int, int]:
     if len(arrays) == 0:

@@ -101,6 +101,117 @@ def _scaled_float32(hdu, header: fits.Header) -> np.ndarray:
     return np.ascontiguousarray(data, dtype=np.float32)
 
 
+class RawRows:
+    """Rows of an uncompressed image in a file, read on demand with positioned reads and returned as
+    native float32 physical values (× BSCALE + BZERO, BLANK → NaN).
+
+    No memory map: resident memory is only the rows asked for, so a combine can stream a stack of any
+    length band by band. Supports ``rows[start:stop]`` and ``read()``.
+    """
+
+    ndim = 2
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, path: str | os.PathLike, offset: int, stored: np.dtype, shape: tuple[int, int],
+                 bscale: float = 1.0, bzero: float = 0.0, blank: int | None = None) -> None:
+        self.path = Path(path)
+        self.offset = int(offset)
+        self.stored = np.dtype(stored)
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.bscale, self.bzero, self.blank = float(bscale), float(bzero), blank
+
+    @property
+    def nbytes_stored(self) -> int:
+        return self.shape[0] * self.shape[1] * self.stored.itemsize
+
+    def __getitem__(self, key) -> np.ndarray:
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError("RawRows supports contiguous row slices only")
+        start, stop, _ = key.indices(self.shape[0])
+        return self._read(start, max(start, stop))
+
+    def read(self) -> np.ndarray:
+        return self._read(0, self.shape[0])
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        row_bytes = self.shape[1] * self.stored.itemsize
+        want = (stop - start) * row_bytes
+        with open(self.path, "rb", buffering=0) as handle:
+            buffer = os.pread(handle.fileno(), want, self.offset + start * row_bytes)
+        if len(buffer) != want:
+            raise FrameError("truncated file: data shorter than the header says")
+        raw = np.frombuffer(buffer, dtype=self.stored).reshape(stop - start, self.shape[1])
+        data = raw.astype(np.float32)
+        if self.blank is not None and raw.dtype.kind in "iu":
+            data[raw == self.blank] = np.nan
+        if self.bscale != 1.0:
+            data *= np.float32(self.bscale)
+        if self.bzero != 0.0:
+            data += np.float32(self.bzero)
+        return data
+
+
+def _raw_rows(path: Path, hdul: fits.HDUList, index: int) -> RawRows | None:
+    """A row reader for an uncompressed, un-gzipped image HDU, else None."""
+    hdu = hdul[index]
+    if isinstance(hdu, fits.CompImageHDU) or path.name.lower().endswith((".gz", ".fz", ".bz2", ".zip")):
+        return None
+    header = hdu.header
+    bitpix = int(header["BITPIX"])
+    stored = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}.get(bitpix)
+    if stored is None:
+        return None
+    offset = hdul.fileinfo(index)["datLoc"]
+    blank = header.get("BLANK") if bitpix > 0 else None
+    return RawRows(path, offset, np.dtype(stored), (int(header["NAXIS2"]), int(header["NAXIS1"])),
+                   float(header.get("BSCALE", 1.0) or 1.0), float(header.get("BZERO", 0.0) or 0.0), blank)
+
+
+def read_header_frame(path: str | os.PathLike) -> Frame:
+    """A lazy Frame from the headers alone (classified, with notes); pixels are read on first use, and
+    an uncompressed image can be streamed by rows. A folder of hundreds of frames lists in about a
+    second. Problems found only in the pixels (all NaN) raise FrameError when they are read."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise FrameError(f"cannot read: {exc.strerror or exc}") from None
+    if size == 0:
+        raise FrameError("empty file (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AstropyWarning)
+            with fits.open(path, mode="readonly", memmap=False, do_not_scale_image_data=True,
+                           lazy_load_hdus=False) as hdul:
+                index = _image_hdu_index(hdul)
+                header = _merged_header(hdul, index)
+                rows = _raw_rows(path, hdul, index)
+                shape = _image_shape(hdul[index])
+    except FrameError:
+        raise
+    except (OSError, ValueError, TypeError, IndexError, KeyError) as exc:
+        raise FrameError(_one_line(exc)) from None
+    if rows is not None and rows.offset + rows.nbytes_stored > size:
+        raise FrameError("truncated file: data shorter than the header says")
+    kind, guessed = classify(header, path.name)
+    notes = header_notes(header)
+    if guessed:
+        notes.insert(0, _guess_note(header, kind))
+    return Frame(header=header, kind=kind, path=path, name=path.name, guessed=guessed, notes=notes,
+                 loader=lambda: _pixels(path, index), shape=shape, rows=rows)
+
+
+def _image_shape(hdu) -> tuple[int, int]:
+    header = hdu.header
+    if isinstance(hdu, fits.CompImageHDU):
+        return int(header.get("ZNAXIS2", 0)), int(header.get("ZNAXIS1", 0))
+    return int(header["NAXIS2"]), int(header["NAXIS1"])
+
+
+def _pixels(path: Path, index: int) -> np.ndarray:
+    return read_frame(path, hdu=index).data
+
+
 def read_frame(path: str | os.PathLike, hdu: int | None = None) -> Frame:
     """Read the first 2-D image of a FITS file (or HDU ``hdu``) into a Frame, read-only on disk."""
     path = Path(path)
@@ -157,21 +268,54 @@ def iter_fits_paths(folder: str | os.PathLike) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and is_fits_name(p))
 
 
-def read_frames(paths: Iterable[str | os.PathLike]) -> tuple[list[Frame], list[Problem]]:
-    """Read every path; unusable files become Problems instead of exceptions."""
+def read_frames(paths: Iterable[str | os.PathLike], lazy: bool = False,
+                ) -> tuple[list[Frame], list[Problem]]:
+    """Read every path (headers only when ``lazy``); unusable files become Problems, not exceptions."""
     frames: list[Frame] = []
     problems: list[Problem] = []
+    reader = read_header_frame if lazy else read_frame
     for path in paths:
         try:
-            frames.append(read_frame(path))
+            frames.append(reader(path))
         except FrameError as exc:
             problems.append(Problem(Path(path), str(exc)))
     return frames, problems
 
 
-def scan_folder(folder: str | os.PathLike) -> tuple[list[Frame], list[Problem]]:
+def scan_folder(folder: str | os.PathLike, lazy: bool = False) -> tuple[list[Frame], list[Problem]]:
     """Read every FITS file below ``folder``; returns the usable frames and the quarantined files."""
-    return read_frames(iter_fits_paths(folder))
+    return read_frames(iter_fits_paths(folder), lazy=lazy)
+
+
+def check_pixels(frames: Iterable[Frame]) -> tuple[list[Frame], list[Problem]]:
+    """Read each lazy frame's pixels once (one at a time, released after) and quarantine the ones that
+    cannot be used (all NaN, truncated); frames already in memory pass."""
+    good: list[Frame] = []
+    problems: list[Problem] = []
+    for frame in frames:
+        if frame.loaded:
+            good.append(frame)
+            continue
+        try:
+            frame.data  # noqa: B018 - reading is the check
+            good.append(frame)
+        except FrameError as exc:
+            problems.append(Problem(frame.path or Path(frame.name), str(exc)))
+        finally:
+            frame.release()
+    return good, problems
+
+
+def spill(frame: Frame, folder: str | os.PathLike) -> Frame:
+    """Write a frame's pixels to a scratch file in ``folder`` and return a lazy twin that reads them back
+    (whole or by rows): keeps memory flat while a long stack of processed frames waits to be combined."""
+    data = np.ascontiguousarray(frame.data, dtype=np.float32)
+    fd, name = tempfile.mkstemp(prefix="stack-", suffix=".f32", dir=folder)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data.tobytes())
+    rows = RawRows(name, 0, np.dtype(np.float32), data.shape)
+    return Frame(header=frame.header, kind=frame.kind, path=None, name=frame.name, guessed=frame.guessed,
+                 notes=frame.notes, loader=rows.read, shape=data.shape, rows=rows)
 
 
 def _output_header(frame: Frame) -> fits.Header:

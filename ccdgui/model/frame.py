@@ -48,13 +48,14 @@ class Frame:
                  kind: FrameKind = FrameKind.UNKNOWN, path: Path | None = None, name: str = "",
                  guessed: bool = False, notes: list[str] | None = None, *,
                  loader: Callable[[], np.ndarray] | None = None,
-                 shape: tuple[int, int] | None = None) -> None:
+                 shape: tuple[int, int] | None = None, rows=None) -> None:
         if data is None and (loader is None or shape is None):
             raise ValueError("a frame needs data, or a loader and a shape")
         if data is not None and data.ndim != 2:
             raise ValueError(f"a frame holds a 2-D image, got {data.ndim}-D data")
         self._data = data
         self._loader = loader
+        self._rows = rows  # reads row bands from disk (fitsio.RawRows) without loading the frame
         self._shape = tuple(data.shape) if data is not None else tuple(shape)  # type: ignore[arg-type]
         self.header = fits.Header() if header is None else header
         self.kind = kind
@@ -78,6 +79,13 @@ class Frame:
     @property
     def loaded(self) -> bool:
         return self._data is not None
+
+    def stack_source(self):
+        """What a combine reads bands from: the pixels if in memory, else the file's rows (so a stack of
+        frames on disk is combined without loading any of them whole)."""
+        if self._data is None and self._rows is not None:
+            return self._rows
+        return self.data
 
     def release(self) -> None:
         """Forget the pixels of a frame that can read them again."""

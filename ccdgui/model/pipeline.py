@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 import threading
 from collections.abc import Generator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 
 from psygnal import evented
 
-from . import calibrate, library
-from .combine import CombineOptions, CombineResult, inverse_mean_scales, inverse_median_scales, iter_combine
+from . import calibrate, fitsio, library
+from .combine import (
+    CombineOptions,
+    CombineResult,
+    Estimate,
+    estimate,
+    inverse_mean_scales,
+    inverse_median_scales,
+    iter_combine,
+)
 from .frame import Frame, FrameKind, add_history
 
 
@@ -35,6 +44,7 @@ class Recipe:
     overscan: str = "auto"                # auto (header BIASSEC) | off | a section such as [4:13,1:520]
     overscan_method: str = "median"       # median | mean, per row (or column) of the overscan strip
     trim: str = "auto"                    # auto (header TRIMSEC) | off | a section such as [17:528,1:520]
+    stack_memory_mb: int = 1024           # above this, processed frames wait in scratch files
     kind_overrides: dict[str, str] = field(default_factory=dict)  # file name -> kind the user chose
 
     def kind_of(self, frame: Frame) -> FrameKind:
@@ -266,22 +276,35 @@ def run(frames: Sequence[Frame], recipe: Recipe, cancel: CancelToken | None = No
 
 def execute(plan: Plan, recipe: Recipe, cancel: CancelToken | None = None,
             ) -> Generator[Progress, None, Result]:
-    """Carry out a plan: yields Progress, returns Result; raises Cancelled when ``cancel`` is set."""
+    """Carry out a plan: yields Progress, returns Result; raises Cancelled when ``cancel`` is set.
+
+    Memory stays bounded: raw frames read from disk are combined straight from their files, band by
+    band; processed frames of a stack larger than ``recipe.stack_memory_mb`` wait in scratch files."""
     cancel = cancel or CancelToken()
     result = Result(problems=list(plan.notes))
     meter = _Meter(total=plan.total_frames)
     options = recipe.combine_options()
     built: dict[int, Frame] = {}
-    for master in plan.masters:
-        inputs = []
-        for steps in master.inputs:
-            cancel.check()
-            inputs.append(_apply(steps, built, recipe, with_flat=False))
-        scales = _flat_scales(inputs, recipe.flat_scaling) if master.kind is FrameKind.MASTER_FLAT else None
-        label = f"{master.kind.value.split()[-1]} ({master.name})"
-        combined = yield from _combine_group(inputs, options, scales, meter, cancel, label)
-        built[id(master)] = _finish_master(combined, master, inputs, options, recipe)
-        result.masters.append(built[id(master)])
+    with tempfile.TemporaryDirectory(prefix="ccdgui-stack-") as scratch:
+        for master in plan.masters:
+            spill = _stack_bytes(master) > recipe.stack_memory_mb * 2**20
+            inputs = []
+            for steps in master.inputs:
+                cancel.check()
+                prepared = _apply(steps, built, recipe, with_flat=False)
+                if prepared is not steps.frame:
+                    steps.frame.release()
+                    if spill:
+                        prepared = fitsio.spill(prepared, scratch)
+                inputs.append(prepared)
+            scales = (_flat_scales(inputs, recipe.flat_scaling) if master.kind is FrameKind.MASTER_FLAT
+                      else None)
+            label = f"{master.kind.value.split()[-1]} ({master.name})"
+            combined = yield from _combine_group(inputs, options, scales, meter, cancel, label)
+            built[id(master)] = _finish_master(combined, master, inputs, options, recipe)
+            result.masters.append(built[id(master)])
+            for frame in inputs:
+                frame.release()
     for steps in plan.lights:
         cancel.check()
         yield meter.step(1, f"Calibrating {steps.frame.name}")
@@ -293,10 +316,35 @@ def execute(plan: Plan, recipe: Recipe, cancel: CancelToken | None = None,
         except calibrate.CalibrationError as exc:
             result.problems.append(f"light {steps.frame.name}: not calibrated: {exc}")
             continue
+        finally:
+            steps.frame.release()
         calibrated.kind = FrameKind.CALIBRATED
         result.calibrated.append(calibrated)
     yield Progress(1.0, "Done")
     return result
+
+
+def _stack_bytes(master: MasterPlan) -> int:
+    ny, nx = master.inputs[0].frame.shape
+    return len(master.inputs) * ny * nx * 4
+
+
+def estimate_run(plan: Plan, recipe: Recipe) -> Estimate:
+    """Rough time and peak memory of carrying out ``plan`` (shown before a run starts)."""
+    options = recipe.combine_options()
+    seconds, peak = 0.0, 0
+    for master in plan.masters:
+        ny, nx = master.inputs[0].frame.shape
+        from_disk = all(not s.frame.loaded for s in master.inputs) or (
+            _stack_bytes(master) > recipe.stack_memory_mb * 2**20)
+        one = estimate(len(master.inputs), ny, nx, options, from_disk=from_disk)
+        seconds += one.seconds
+        peak = max(peak, one.peak_bytes)
+    for steps in plan.lights:
+        ny, nx = steps.frame.shape
+        seconds += ny * nx * 4e-9
+    masters_bytes = sum(m.inputs[0].frame.shape[0] * m.inputs[0].frame.shape[1] * 4 for m in plan.masters)
+    return Estimate(seconds, peak + masters_bytes)
 
 
 def _apply(steps: FrameSteps, built: dict[int, Frame], recipe: Recipe, with_flat: bool) -> Frame:
@@ -337,7 +385,7 @@ class _Meter:
 def _combine_group(frames: Sequence[Frame], options: CombineOptions, scales, meter: _Meter,
                    cancel: CancelToken, label: str) -> Generator[Progress, None, CombineResult]:
     """Combine frames band by band, reporting progress and honouring cancel between bands."""
-    combining = iter_combine([f.data for f in frames], options, scales)
+    combining = iter_combine([f.stack_source() for f in frames], options, scales)
     message = f"Combining {len(frames)} {label} frame(s)"
     try:
         while True:
@@ -435,14 +483,17 @@ def _section_for(frame: Frame, setting: str, header_key: str) -> str | None:
 
 
 def _flat_scales(frames: Sequence[Frame], scaling: str) -> list[float] | None:
-    arrays = [f.data for f in frames]
-    if scaling == "inverse_median":
-        return inverse_median_scales(arrays)
-    if scaling == "inverse_mean":
-        return inverse_mean_scales(arrays)
+    """Per-flat scale factors, reading one frame at a time (frames that can re-read are released)."""
+    functions = {"inverse_median": inverse_median_scales, "inverse_mean": inverse_mean_scales}
     if scaling == "none":
         return None
-    raise ValueError(f"unknown flat scaling {scaling!r} (use none, inverse_median or inverse_mean)")
+    if scaling not in functions:
+        raise ValueError(f"unknown flat scaling {scaling!r} (use none, inverse_median or inverse_mean)")
+    scales = []
+    for frame in frames:
+        scales.extend(functions[scaling]([frame.data]))
+        frame.release()
+    return scales
 
 
 def _seconds(exposure: float | None) -> str:
