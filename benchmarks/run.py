@@ -18,16 +18,29 @@ import tempfile
 from pathlib import Path
 
 CASES = {
-    # name: (frames, ny, nx, method, reject)
+    # name: (frames, ny, nx, method, reject[, "files": read from uint16 FITS files on disk])
     "median+sigma 20x4096²": (20, 4096, 4096, "median", "sigma"),
     "average+sigma 20x2048²": (20, 2048, 2048, "average", "sigma"),
     "median 20x2048²": (20, 2048, 2048, "median", "none"),
+    "files → median 20x2048²": (20, 2048, 2048, "median", "none", "files"),
+    "files → average+sigma 20x2048²": (20, 2048, 2048, "average", "sigma", "files"),
+    "files → median+sigma 40x4096²": (40, 4096, 4096, "median", "sigma", "files"),
 }
 QUICK = {
     "median+sigma 10x1024²": (10, 1024, 1024, "median", "sigma"),
     "average+sigma 10x1024²": (10, 1024, 1024, "average", "sigma"),
+    "files → median 10x1024²": (10, 1024, 1024, "median", "none", "files"),
 }
-TOOLS = ("ccdgui", "numpy", "ccdproc")
+TOOLS = ("ccdgui", "numpy", "ccdproc", "siril")
+#: Peers that only read files, and the cases they cannot do.
+FILE_ONLY = {"siril"}
+SKIP = {("siril", "median", "sigma")}  # Siril has no median with sigma clipping
+
+
+def siril_available() -> bool:
+    import shutil
+
+    return shutil.which("siril-cli") is not None
 
 
 def run_case(tool: str, case: tuple, workdir: Path, repeats: int) -> dict:
@@ -66,7 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="ccdgui-bench-") as tmp:
         for name, case in cases.items():
-            reports = [run_case(tool, case, Path(tmp), args.repeats) for tool in tools]
+            if len(case) == 6:
+                make = [sys.executable, "-m", "benchmarks.worker", "--make-files", *map(str, case[:3])]
+                subprocess.run([*make, tmp], check=True)
+            runnable = [t for t in tools if (len(case) == 6 or t not in FILE_ONLY)
+                        and (t, case[3], case[4]) not in SKIP and (len(case) == 6 or t != "siril")]
+            if "siril" in runnable and not siril_available():
+                runnable.remove("siril")
+            reports = [run_case(tool, case, Path(tmp), args.repeats) for tool in runnable]
             for row in format_rows(name, reports):
                 print(row, flush=True)
     return 0

@@ -168,3 +168,28 @@ def test_fast_path_equals_general_path(noisy_stack, options):
     general, general_count = _reduce_masked_band(cube, options)
     np.testing.assert_array_equal(fast_count, general_count)
     np.testing.assert_allclose(fast, general, rtol=2e-6)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8, 11, 20, 25])
+def test_median_deviation_by_selection_equals_sorting_the_deviations(n):
+    from ccdgui.model.combine import _median_deviation
+
+    rng = np.random.default_rng(n)
+    cube = np.sort(rng.normal(0, 1, (n, 40, 30)).astype(np.float32), axis=0)
+    cube[:, 0, :] = 1.5  # all tied
+    median = np.median(cube, axis=0).astype(np.float32)
+    expected = np.median(np.abs(cube - median), axis=0)
+    np.testing.assert_array_equal(_median_deviation(cube, median), expected.astype(np.float32))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 6, 7, 20, 33, 64])
+def test_pruned_selection_network_finds_the_middle_values(n):
+    from ccdgui.model.combine import _select_frames, selection_network, sorting_network
+
+    cube = np.random.default_rng(n).integers(0, 5, (n, 17, 9)).astype(np.float32)  # many ties
+    outputs = tuple(sorted({(n - 1) // 2, n // 2}))
+    picked = _select_frames(cube, outputs)
+    expected = np.sort(cube, axis=0)
+    for k in outputs:
+        np.testing.assert_array_equal(picked[k], expected[k])
+    assert len(selection_network(n, outputs)) <= len(sorting_network(n))
