@@ -226,15 +226,7 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     if not result.masters and not result.calibrated:
         raise CliError("nothing to do: no bias, dark, flat or light frames were recognised in "
                        f"{indir} ({len(frames)} unclassified)")
-    inputs = [f.path for f in frames if f.path is not None]
-    written = []
-    for folder, group in (("masters", result.masters), ("calibrated", result.calibrated)):
-        for frame in group:
-            written.append(fitsio.write_frame(frame, outdir / folder / frame.name, overwrite=True,
-                                              protect=inputs))
-    record = pipeline.provenance(recipe, frames, quarantined, result)
-    recipe_path = outdir / "recipe.json"
-    recipe_path.write_text(json.dumps(record, indent=2) + "\n")
+    _drive(pipeline.save_results(result, recipe, frames, quarantined, outdir), lambda *a: None)
     print(f"ccdgui: {len(result.masters)} master(s), {len(result.calibrated)} calibrated frame(s) in "
           f"{outdir} ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
     return 0

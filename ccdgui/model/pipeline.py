@@ -543,3 +543,32 @@ def provenance(recipe: Recipe, frames: Sequence[Frame], quarantined: Sequence, r
         "calibrated": [c.name for c in result.calibrated],
         "problems": list(result.problems),
     }
+
+
+def save_results(result: Result, recipe: Recipe, frames: Sequence[Frame], quarantined: Sequence,
+                 outdir, cancel: CancelToken | None = None) -> Generator[Progress, None, list]:
+    """Write masters to ``outdir/masters/``, calibrated frames to ``outdir/calibrated/`` (original file
+    names) and ``outdir/recipe.json``; each file atomically, never over an input. Yields Progress,
+    returns the paths written. Files written before a cancel are complete and stay."""
+    import os
+    from pathlib import Path
+
+    outdir = Path(outdir)
+    cancel = cancel or CancelToken()
+    inputs = [f.path for f in frames if f.path is not None]
+    jobs = [("masters", f) for f in result.masters] + [("calibrated", f) for f in result.calibrated]
+    written = []
+    for index, (folder, frame) in enumerate(jobs, start=1):
+        cancel.check()
+        target = outdir / folder / frame.name
+        written.append(fitsio.write_frame(frame, target, overwrite=True, protect=inputs))
+        yield Progress(index / (len(jobs) + 1), f"Wrote {folder}/{frame.name}")
+    record = json.dumps(provenance(recipe, frames, quarantined, result), indent=2) + "\n"
+    recipe_path = outdir / "recipe.json"
+    outdir.mkdir(parents=True, exist_ok=True)
+    partial = recipe_path.with_name(".recipe.json.part")
+    partial.write_text(record)
+    os.replace(partial, recipe_path)
+    written.append(recipe_path)
+    yield Progress(1.0, f"Saved {len(written)} files in {outdir}")
+    return written

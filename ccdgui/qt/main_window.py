@@ -75,6 +75,12 @@ def calibrate_job(frames: list[Frame], recipe: Recipe):
     return work
 
 
+def save_job(result: pipeline.Result, recipe: Recipe, frames: list[Frame], quarantined: list, folder: Path):
+    def work(token):
+        return (yield from pipeline.save_results(result, recipe, frames, quarantined, folder, token))
+    return work
+
+
 class MainWindow(QMainWindow):
     def __init__(self, sim: SimParams | None = None, recipe: Recipe | None = None,
                  display_state: DisplayState | None = None, settings: QSettings | None = None) -> None:
@@ -139,6 +145,11 @@ class MainWindow(QMainWindow):
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
+        self.estimate_label = QLabel("")
+        self.estimate_label.setToolTip("What Calibrate will cost, estimated from the frames' sizes before "
+                                       "it starts (stacks larger than the recipe's memory limit stream "
+                                       "from disk)")
+        bar.addPermanentWidget(self.estimate_label)
         self.pixel_label = QLabel("")
         self.pixel_label.setMinimumWidth(360)
         self.progress = QProgressBar()
@@ -168,6 +179,10 @@ class MainWindow(QMainWindow):
                                                "Open every FITS file in a folder and its subfolders")
         self.open_files_action = self._action("Open files…", self.choose_files, "Ctrl+Shift+O")
         self.export_action = self._action("Export view as PNG…", self.choose_export, "Ctrl+E")
+        self.save_action = self._action("Save results…", self.choose_output, "Ctrl+S",
+                                        "Write the masters, calibrated frames and recipe.json to a folder "
+                                        "(inputs are never modified)")
+        self.save_action.setEnabled(False)
         self.quit_action = self._action("Quit", self.close, QKeySequence(key.Quit))
         self.simulate_action = self._action("Simulate night", self.simulate, "Ctrl+N",
                                             "Make a new simulated night with the parameters in the dock")
@@ -190,7 +205,8 @@ class MainWindow(QMainWindow):
     def _build_toolbar(self) -> None:
         bar = self.addToolBar("Main")
         bar.setObjectName("main-toolbar")
-        for action in (self.open_folder_action, self.simulate_action, self.calibrate_action):
+        for action in (self.open_folder_action, self.simulate_action, self.calibrate_action,
+                       self.save_action):
             bar.addAction(action)
         bar.addSeparator()
         self.interval_combo = self._combo(bar, "Interval", display.INTERVALS, "interval",
@@ -226,6 +242,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("Recent")
         self._fill_recent()
         file_menu.addSeparator()
+        file_menu.addAction(self.save_action)
         file_menu.addAction(self.export_action)
         file_menu.addSeparator()
         file_menu.addAction(self.quit_action)
@@ -292,6 +309,24 @@ class MainWindow(QMainWindow):
         recipe = Recipe.from_dict(self.recipe.to_dict())  # the worker gets its own copy
         self._start("calibrate", calibrate_job(list(self.raw), recipe))
 
+    def save_results(self, folder: str | Path) -> None:
+        """Write the last calibration's masters, calibrated frames and recipe.json (in a worker)."""
+        if self.last_result is None:
+            self.statusBar().showMessage("Nothing to save yet: press Calibrate first", 5000)
+            return
+        folder = Path(folder)
+        self.settings.setValue("last_output", str(folder))
+        self.statusBar().showMessage(f"Saving to {folder}…")
+        recipe = Recipe.from_dict(self.recipe.to_dict())
+        self._start("save", save_job(self.last_result, recipe, list(self.raw), list(self.quarantined),
+                                     folder))
+
+    def choose_output(self) -> None:
+        start = str(self.settings.value("last_output", self._last_folder()))
+        folder = QFileDialog.getExistingDirectory(self, "Save results in a folder", start)
+        if folder:
+            self.save_results(folder)
+
     def _on_progress(self, fraction: float, message: str) -> None:
         self.progress.setValue(int(fraction * 1000))
         self.statusBar().showMessage(message)
@@ -313,8 +348,12 @@ class MainWindow(QMainWindow):
             self._set_session(frames, problems)
             note = f"; {len(problems)} file(s) quarantined" if problems else ""
             self.statusBar().showMessage(f"Read {len(frames)} frames in {seconds:.1f} s{note}", 8000)
+        elif self._job_kind == "save":
+            self.statusBar().showMessage(f"Saved {len(result)} files in {result[-1].parent} "
+                                         f"({seconds:.1f} s)", 10000)
         elif self._job_kind == "calibrate":
             self.last_result = result
+            self.save_action.setEnabled(True)
             self._limits_cache.clear()
             self.masters, self.calibrated = result.masters, result.calibrated
             self.refresh_library()
@@ -331,14 +370,18 @@ class MainWindow(QMainWindow):
         QMessageBox.warning(self, "ccdgui", f"The {self._job_kind} job failed:\n{message}")
 
     def _on_cancelled(self) -> None:
-        self.statusBar().showMessage(f"{self._job_kind.capitalize() or 'Job'} cancelled; nothing was changed",
-                                     6000)
+        if self._job_kind == "save":
+            text = "Save cancelled; the files already written are complete, none is half-written"
+        else:
+            text = f"{self._job_kind.capitalize() or 'Job'} cancelled; nothing was changed"
+        self.statusBar().showMessage(text, 6000)
 
     # --- session --------------------------------------------------------------------------------------
     def _set_session(self, frames: list[Frame], problems: list) -> None:
         self._limits_cache.clear()
         self.raw, self.quarantined = list(frames), list(problems)
         self.masters, self.calibrated, self.last_result = [], [], None
+        self.save_action.setEnabled(False)
         self.recipe.kind_overrides = {}
         self.current = None
         self.refresh_library()
@@ -367,6 +410,11 @@ class MainWindow(QMainWindow):
                 original = by_name.get(steps.frame.name)
                 if original is not None:
                     statuses[id(original)] = "will be skipped" if steps.skip else f"→ {steps.describe()}"
+            cost = pipeline.estimate_run(self.plan, self.recipe)
+            self.estimate_label.setText(f"Calibrate: {len(self.plan.masters)} masters, "
+                                        f"~{cost.seconds:.1f} s, ~{cost.peak_bytes / 2**20:.0f} MB")
+        else:
+            self.estimate_label.setText("")
         self.library.show_session(self.raw, kinds, self.masters, self.calibrated, self.quarantined, statuses)
 
     # --- display --------------------------------------------------------------------------------------

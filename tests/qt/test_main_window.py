@@ -201,3 +201,39 @@ def test_image_view_draws_only_a_screen_sized_window_of_a_big_frame(qtbot):
     drawn = view.image.mapRectToView(view.image.boundingRect())
     assert drawn.left() <= x0 and drawn.right() >= x1 and drawn.top() <= y0 and drawn.bottom() >= y1
     view.close()
+
+
+def test_open_calibrate_save_leaves_inputs_byte_identical_and_outputs_valid(qtbot, window, tmp_path):
+    import json
+    import shutil
+    import subprocess
+
+    from ccdgui.model import fitsio
+
+    night = tmp_path / "night"
+    night.mkdir()
+    for frame in simulate_night(SimParams(nx=64, ny=48, n_bias=3, n_dark=3, n_flat=3, n_light=2)).frames:
+        fitsio.write_frame(frame, night / frame.name)
+    before = {p.name: pipeline.sha256_of(p) for p in night.iterdir()}
+    window.open_paths([night])
+    wait_idle(qtbot, window)
+    assert "Calibrate: 3 masters" in window.estimate_label.text()
+    assert not window.save_action.isEnabled()
+    window.calibrate()
+    wait_idle(qtbot, window)
+    assert window.save_action.isEnabled()
+    out = tmp_path / "reduced"
+    window.save_results(out)
+    wait_idle(qtbot, window)
+    assert sorted(p.name for p in (out / "masters").iterdir()) == [
+        "master_bias.fits", "master_dark_60s.fits", "master_flat_r.fits"]
+    assert sorted(p.name for p in (out / "calibrated").iterdir()) == ["light_r_000.fits", "light_r_001.fits"]
+    record = json.loads((out / "recipe.json").read_text())
+    assert {i["sha256"] for i in record["inputs"]} == set(before.values())
+    assert {p.name: pipeline.sha256_of(p) for p in night.iterdir()} == before  # inputs untouched
+    assert not list(out.rglob("*.part"))
+    if shutil.which("fitsverify"):
+        for path in out.rglob("*.fits"):
+            done = subprocess.run(["fitsverify", "-q", str(path)], capture_output=True, text=True)
+            assert done.returncode == 0 and "verification OK" in done.stdout, done.stdout + done.stderr
+    assert "Saved 6 files" in window.statusBar().currentMessage()
