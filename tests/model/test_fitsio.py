@@ -141,3 +141,38 @@ def test_real_frames_match_astropy(shared_data):
     for frame in frames:
         kinds[frame.kind] = kinds.get(frame.kind, 0) + 1
     assert kinds == {FrameKind.BIAS: 3, FrameKind.DARK: 6, FrameKind.FLAT: 3, FrameKind.LIGHT: 3}
+
+
+def test_killing_the_writer_mid_write_leaves_no_file_under_the_final_name(tmp_path):
+    """A child process starts writing a 4000 × 4000 frame slowly and is SIGKILLed half way: the final
+    name never exists; only a hidden .part file remains, which folder scans ignore."""
+    import os
+    import signal
+    import sys
+    import time
+
+    script = f"""
+import sys, time
+import numpy as np
+from astropy.io import fits
+from ccdgui.model import fitsio
+from ccdgui.model.frame import Frame, FrameKind
+real_writeto = fits.PrimaryHDU.writeto
+def slow_writeto(self, handle, **kw):
+    handle.write(b"SIMPLE  =                    T" + b" " * 50)
+    handle.flush()
+    print("writing", flush=True)
+    time.sleep(30)
+fits.PrimaryHDU.writeto = slow_writeto
+frame = Frame(data=np.ones((4000, 4000), np.float32), kind=FrameKind.LIGHT, name="out.fits")
+fitsio.write_frame(frame, {str(tmp_path / 'out.fits')!r})
+"""
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "writing"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(10)
+    time.sleep(0.05)
+    assert not (tmp_path / "out.fits").exists()
+    leftovers = [p.name for p in tmp_path.iterdir()]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".out.fits.") and leftovers[0].endswith(".part")
+    assert fitsio.iter_fits_paths(tmp_path) == []
