@@ -31,6 +31,7 @@ class DisplayState:
     stretch: str = "linear"          # linear | sqrt | log | asinh
     colour_map: str = "grey"
     link_levels: bool = False        # raw and calibrated views share levels
+    debayer: bool = True             # show one-shot-colour frames (BAYERPAT) in colour
 
 
 def subsample(data: np.ndarray, max_pixels: int = SUBSAMPLE_PIXELS) -> np.ndarray:
@@ -162,10 +163,10 @@ class Pyramid:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.levels[0].shape
+        return self.levels[0].shape[:2]
 
     def level(self, k: int) -> np.ndarray:
-        while len(self.levels) <= k and min(self.levels[-1].shape) >= 2 * self.smallest:
+        while len(self.levels) <= k and min(self.levels[-1].shape[:2]) >= 2 * self.smallest:
             self.levels.append(bin2(self.levels[-1]))
         return self.levels[min(k, len(self.levels) - 1)]
 
@@ -189,3 +190,53 @@ def visible_window(shape: tuple[int, int], factor: int, x0: float, x1: float, y0
     if cols[0] >= cols[1] or rows[0] >= rows[1]:
         return slice(0, 0), slice(0, 0)
     return slice(*rows), slice(*cols)
+
+
+# --- one-shot-colour frames -----------------------------------------------------------------------------
+BAYER_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
+
+
+def bayer_pattern(header) -> str | None:
+    """The 2 × 2 colour pattern of a one-shot-colour frame, shifted by XBAYROFF/YBAYROFF, or None.
+    The pattern starts at the first pixel stored (array row 0, column 0)."""
+    pattern = str(header.get("BAYERPAT", "")).strip().upper()
+    if pattern not in BAYER_PATTERNS:
+        return None
+    cells = [pattern[0:2], pattern[2:4]]
+    dx, dy = int(header.get("XBAYROFF", 0) or 0) % 2, int(header.get("YBAYROFF", 0) or 0) % 2
+    if dy:
+        cells = cells[::-1]
+    if dx:
+        cells = [row[::-1] for row in cells]
+    return "".join(cells)
+
+
+def debayer(data: np.ndarray, pattern: str) -> np.ndarray:
+    """Colour by superpixel: each 2 × 2 cell becomes one RGB pixel (R, mean of the two G, B), so the
+    result is (ny // 2, nx // 2, 3) float32 with no interpolated values: for looking, not measuring."""
+    if pattern not in BAYER_PATTERNS:
+        raise ValueError(f"unknown Bayer pattern {pattern!r} (use {', '.join(BAYER_PATTERNS)})")
+    ny, nx = (data.shape[0] // 2) * 2, (data.shape[1] // 2) * 2
+    planes = {"R": [], "G": [], "B": []}
+    for index, colour in enumerate(pattern):
+        dy, dx = divmod(index, 2)
+        planes[colour].append(data[dy:ny:2, dx:nx:2])
+    green = (planes["G"][0] + planes["G"][1]) * np.float32(0.5)
+    return np.stack([planes["R"][0], green, planes["B"][0]], axis=-1).astype(np.float32, copy=False)
+
+
+def balanced(rgb: np.ndarray) -> np.ndarray:
+    """A display-only colour balance: each channel's background (median) and noise (MAD) brought to the
+    green channel's, so an unbalanced sensor's sky looks grey and one set of levels fits all three."""
+    out = np.empty_like(rgb, dtype=np.float32)
+    stats = []
+    for channel in range(3):
+        sample = subsample(rgb[..., channel])
+        median = float(np.median(sample)) if sample.size else 0.0
+        spread = float(np.median(np.abs(sample - median))) if sample.size else 1.0
+        stats.append((median, spread if spread > 0 else 1.0))
+    ref_median, ref_spread = stats[1]
+    for channel, (median, spread) in enumerate(stats):
+        gain = np.float32(ref_spread / spread)
+        out[..., channel] = (rgb[..., channel] - np.float32(median)) * gain + np.float32(ref_median)
+    return out

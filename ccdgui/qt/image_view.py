@@ -54,6 +54,7 @@ class ImageView(pg.GraphicsLayoutWidget):
         self._pyramid: display.Pyramid | None = None
         self._window: tuple[int, slice, slice] | None = None
         self._levels: tuple[float, float] = (0.0, 1.0)
+        self._cell = 1
         self._lut: np.ndarray | None = None
         self.plot.getViewBox().sigRangeChanged.connect(lambda *_: self._update_window())
         self.plot.getViewBox().sigResized.connect(lambda *_: self._update_window())
@@ -65,8 +66,9 @@ class ImageView(pg.GraphicsLayoutWidget):
         self.plot.setTitle(text, color="#e0e0e0", size="10pt")
 
     def show_frame(self, data: np.ndarray | None, name: str, levels: tuple[float, float],
-                   lut: np.ndarray, keep_view: bool = True) -> None:
-        """Display ``data`` (NaNs replaced for speed) with ``levels`` and ``lut``."""
+                   lut: np.ndarray, keep_view: bool = True, bayer: str | None = None) -> None:
+        """Display ``data`` (NaNs replaced for speed) with ``levels`` and ``lut``; a one-shot-colour
+        mosaic with its ``bayer`` pattern is shown in colour (one RGB pixel per 2 × 2 cell)."""
         first = self.data is None or data is None or self.data.shape != data.shape
         self.data = data
         self.frame_name = name
@@ -76,10 +78,13 @@ class ImageView(pg.GraphicsLayoutWidget):
             self._pyramid = None
             self.image.clear()
             self._placeholder.setText(name)
+            self._centre_placeholder()
             self.set_title("")
             return
         self._placeholder.setText("")
-        self._pyramid = display.Pyramid(display.displayable(data)[0])
+        shown = display.displayable(data)[0]
+        self._cell = 2 if bayer else 1  # frame pixels per drawn pixel at the pyramid's base
+        self._pyramid = display.Pyramid(display.balanced(display.debayer(shown, bayer)) if bayer else shown)
         self.set_title(name)
         if first or not keep_view:
             self.fit()
@@ -92,40 +97,51 @@ class ImageView(pg.GraphicsLayoutWidget):
 
     def set_lut(self, lut: np.ndarray) -> None:
         self._lut = lut
-        self.image.setLookupTable(lut)
+        if not self.in_colour:
+            self.image.setLookupTable(lut)
+
+    @property
+    def in_colour(self) -> bool:
+        return self._pyramid is not None and self._pyramid.levels[0].ndim == 3
 
     def drawn_shape(self) -> tuple[int, int]:
         """Shape of the array the image item draws (the visible window of a pyramid level)."""
         return (0, 0) if self.image.image is None else tuple(self.image.image.shape[:2])
 
+    def _centre_placeholder(self) -> None:
+        (x0, x1), (y0, y1) = self.plot.getViewBox().viewRange()
+        self._placeholder.setPos((x0 + x1) / 2, (y0 + y1) / 2)
+
     def _update_window(self) -> None:
         """Draw the window of the right pyramid level when the view has moved out of the last one or
         the zoom calls for another level."""
         if self._pyramid is None:
+            self._centre_placeholder()
             return
         box = self.plot.getViewBox()
         (x0, x1), (y0, y1) = box.viewRange()
         size = box.geometry()
         pixel = min((x1 - x0) / max(size.width(), 1.0), (y1 - y0) / max(size.height(), 1.0))
-        k = self._pyramid.level_for(pixel)
-        factor = 2 ** k
+        k = self._pyramid.level_for(pixel / self._cell)
+        factor = self._cell * 2 ** k
         if self._window is not None and self._window[0] == k and self._covers(self._window, x0, x1, y0, y1):
             return
         level = self._pyramid.level(k)
-        rows, cols = display.visible_window(level.shape, factor, x0, x1, y0, y1)
+        rows, cols = display.visible_window(level.shape[:2], factor, x0, x1, y0, y1)
         self._window = (k, rows, cols)
         if rows.stop <= rows.start:
             self.image.clear()
             return
-        self.image.setImage(level[rows, cols], autoLevels=False, levels=self._levels, lut=self._lut)
+        lut = None if self.in_colour else self._lut
+        self.image.setImage(level[rows, cols], autoLevels=False, levels=self._levels, lut=lut)
         self.image.setRect(QRectF(cols.start * factor, rows.start * factor,
                                   (cols.stop - cols.start) * factor, (rows.stop - rows.start) * factor))
 
     def _covers(self, window: tuple[int, slice, slice], x0: float, x1: float, y0: float, y1: float) -> bool:
         """Whether the drawn window holds all of the frame that the view rectangle shows."""
         k, rows, cols = window
-        factor = 2 ** k
-        level_ny, level_nx = self._pyramid.level(k).shape
+        factor = self._cell * 2 ** k
+        level_ny, level_nx = self._pyramid.level(k).shape[:2]
         x0, x1 = max(x0, 0.0), min(x1, level_nx * factor)
         y0, y1 = max(y0, 0.0), min(y1, level_ny * factor)
         if x0 >= x1 or y0 >= y1:

@@ -220,6 +220,12 @@ class MainWindow(QMainWindow):
                                    "calibrated one")
         bindings.bind_check(self.display, "link_levels", self.link_check)
         bar.addWidget(self.link_check)
+        self.colour_check = QCheckBox("Colour")
+        self.colour_check.setToolTip("Show one-shot-colour frames (BAYERPAT in the header) in colour, one "
+                                     "RGB pixel per 2 × 2 Bayer cell; calibration always works on the raw "
+                                     "mosaic")
+        bindings.bind_check(self.display, "debayer", self.colour_check)
+        bar.addWidget(self.colour_check)
         bar.addSeparator()
         for action in (self.zoom_in_action, self.zoom_out_action, self.fit_action, self.blink_action):
             bar.addAction(action)
@@ -278,6 +284,8 @@ class MainWindow(QMainWindow):
             getattr(self.display.events, name).connect(lambda *_: self.refresh_levels())
         for name in ("stretch", "colour_map"):
             getattr(self.display.events, name).connect(lambda *_: self._apply_lut())
+        self.display.events.debayer.connect(lambda *_: self.current is not None
+                                            and self.show_frame(self.current))
         self.recipe.events.connect(lambda *_: self.refresh_library())
 
     # --- jobs -----------------------------------------------------------------------------------------
@@ -433,15 +441,20 @@ class MainWindow(QMainWindow):
         lut = self._lut()
         if left is not None:
             title = f"{left.name} ({self.recipe.kind_of(left).value})"
-            self.raw_view.show_frame(left.data, title, self._limits(left.data), lut)
+            self.raw_view.show_frame(left.data, title, self._limits(left.data), lut, bayer=self._bayer(left))
         if right is not None:
             title = f"{right.name} (calibrated)"
-            self.calibrated_view.show_frame(right.data, title, self._limits(right.data), lut)
+            self.calibrated_view.show_frame(right.data, title, self._limits(right.data), lut,
+                                            bayer=self._bayer(right))
         else:
             text = ("Press Calibrate to see the calibrated frame" if not self.calibrated
                     else "No calibrated version of this frame")
             self.calibrated_view.placeholder(text)
         self.refresh_levels()
+
+    def _bayer(self, frame: Frame) -> str | None:
+        """The frame's Bayer pattern when colour display is on (the pixels stay a raw mosaic)."""
+        return display.bayer_pattern(frame.header) if self.display.debayer else None
 
     def _lut(self) -> np.ndarray:
         return lookup_table(self.display.stretch, self.display.colour_map)
@@ -501,7 +514,7 @@ class MainWindow(QMainWindow):
         self.blinked = not self.blinked
         shown = calibrated if self.blinked else raw
         self.raw_view.show_frame(shown.data, f"{shown.name} ({'calibrated' if self.blinked else 'raw'})",
-                                 self._limits(shown.data), self._lut())
+                                 self._limits(shown.data), self._lut(), bayer=self._bayer(shown))
 
     def _zoom(self, factor: float) -> None:
         self.raw_view.zoom(factor)

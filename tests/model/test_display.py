@@ -48,3 +48,33 @@ def test_displayable_replaces_nan_without_touching_the_input():
     shown, mask = display.displayable(data)
     assert np.isfinite(shown).all() and mask[3, 4] and mask.sum() == 1
     assert np.isnan(data[3, 4])
+
+
+def test_debayer_superpixel_puts_each_colour_where_the_pattern_says():
+    # a GRBG mosaic: row 0 = G R G R …, row 1 = B G B G …
+    mosaic = np.zeros((4, 6), np.float32)
+    mosaic[0::2, 0::2], mosaic[0::2, 1::2] = 10, 100      # G, R
+    mosaic[1::2, 0::2], mosaic[1::2, 1::2] = 1000, 20     # B, G
+    rgb = display.debayer(mosaic, "GRBG")
+    assert rgb.shape == (2, 3, 3)
+    np.testing.assert_array_equal(rgb[..., 0], 100)
+    np.testing.assert_array_equal(rgb[..., 1], 15)
+    np.testing.assert_array_equal(rgb[..., 2], 1000)
+    assert display.bayer_pattern({"BAYERPAT": "grbg "}) == "GRBG"
+    assert display.bayer_pattern({"BAYERPAT": "RGGB", "XBAYROFF": 1}) == "GRBG"
+    assert display.bayer_pattern({"BAYERPAT": "RGGB", "YBAYROFF": 1}) == "GBRG"
+    assert display.bayer_pattern({}) is None
+    with pytest.raises(ValueError):
+        display.debayer(mosaic, "RGBX")
+
+
+def test_colour_balance_matches_each_channels_background_and_noise_to_green():
+    rng = np.random.default_rng(3)
+    rgb = np.stack([rng.normal(500, 5, (200, 200)), rng.normal(900, 10, (200, 200)),
+                    rng.normal(300, 20, (200, 200))], axis=-1).astype(np.float32)
+    before = rgb.copy()
+    out = display.balanced(rgb)
+    for channel in range(3):
+        assert np.median(out[..., channel]) == pytest.approx(900, abs=1.0)
+        assert display.robust_sigma(out[..., channel]) == pytest.approx(10, rel=0.05)
+    np.testing.assert_array_equal(rgb, before)

@@ -237,3 +237,23 @@ def test_open_calibrate_save_leaves_inputs_byte_identical_and_outputs_valid(qtbo
             done = subprocess.run(["fitsverify", "-q", str(path)], capture_output=True, text=True)
             assert done.returncode == 0 and "verification OK" in done.stdout, done.stdout + done.stderr
     assert "Saved 6 files" in window.statusBar().currentMessage()
+
+
+def test_one_shot_colour_frame_is_shown_in_colour_and_calibrated_as_a_mosaic(qtbot, window, tmp_path):
+    from astropy.io import fits
+
+    mosaic = np.full((64, 96), 1000, np.uint16)
+    mosaic[0::2, 1::2] = 2000  # R sites of a GRBG mosaic
+    hdu = fits.PrimaryHDU(mosaic)
+    hdu.header.update(IMAGETYP="Light", EXPTIME=10.0, BAYERPAT="GRBG")
+    hdu.writeto(tmp_path / "osc.fit")
+    window.open_paths([tmp_path / "osc.fit"])
+    wait_idle(qtbot, window)
+    qtbot.wait(20)
+    assert window.raw_view.in_colour and window.raw_view.image.image.ndim == 3
+    assert window.raw_view.data.shape == (64, 96)            # the frame itself stays the raw mosaic
+    drawn = window.raw_view.image.mapRectToView(window.raw_view.image.boundingRect())
+    assert drawn.width() == pytest.approx(96) and drawn.height() == pytest.approx(64)
+    window.colour_check.setChecked(False)
+    qtbot.wait(20)
+    assert not window.raw_view.in_colour and window.raw_view.image.image.ndim == 2
