@@ -126,6 +126,10 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.library_dock, self.params_dock], [460, 330], Qt.Orientation.Horizontal)
 
         self.runner = JobRunner(self)
+        self._histogram_timer = QTimer(self)
+        self._histogram_timer.setSingleShot(True)
+        self._histogram_timer.setInterval(0)
+        self._histogram_timer.timeout.connect(self._refresh_histogram)
         self._build_status_bar()
         self._build_actions()
         self._build_toolbar()
@@ -486,10 +490,13 @@ class MainWindow(QMainWindow):
             self.raw_view.set_levels(raw_levels)
         if calibrated_levels:
             self.calibrated_view.set_levels(calibrated_levels)
-        self.histogram.set_frames(raw, calibrated)
+        self._histogram_timer.start()  # the histograms follow on the next event-loop turn
         driving = calibrated_levels or raw_levels
         if driving:
             self.histogram.set_region(*driving)
+
+    def _refresh_histogram(self) -> None:
+        self.histogram.set_frames(self.raw_view.data, self.calibrated_view.data)
 
     def _calibrated_controls(self) -> bool:
         return self.calibrated_view.data is not None
