@@ -124,3 +124,43 @@ def test_bad_arguments_give_one_line_errors(tmp_path, args, message):
 def test_version():
     result = ccdgui("--version")
     assert result.returncode == 0 and result.stdout.startswith("ccdgui ")
+
+
+def test_reduce_a_real_night_with_bad_files_mixed_in(shared_data, tmp_path):
+    """The UMD r night plus generated bad files: every bad file is skipped with its reason, the good
+    frames still reduce to the same levels, inputs stay byte-identical, outputs pass fitsverify."""
+    night = shared_data("umd_st8_ngc520/2018-10-19_r")
+    good = sorted(night.glob("*.fit*"))
+    (night / "zero.fits").write_bytes(b"")
+    (night / "half.fits").write_bytes(good[0].read_bytes()[: good[0].stat().st_size // 2])
+    (night / "noise.fits").write_bytes(np.random.default_rng(0).bytes(30000))
+    nan_frame = fits.PrimaryHDU(np.full((20, 20), np.nan, np.float32))
+    nan_frame.header.update(IMAGETYP="LIGHT", EXPTIME=300.0)
+    nan_frame.writeto(night / "allnan.fits")
+    odd = fits.PrimaryHDU(np.ones((50, 60), np.uint16) * 900)
+    odd.header.update(IMAGETYP="Bias Frame")
+    odd.writeto(night / "small_bias.fits")  # another size: its own master, never mixed in
+    before = sha256s(night)
+    out = tmp_path / "reduced"
+    done = ccdgui("reduce", night, out)
+    assert done.returncode == 0, done.stderr
+    for name, reason in (("zero.fits", "empty file"), ("half.fits", "truncated"),
+                         ("noise.fits", "not a FITS file"), ("allnan.fits", "no finite pixel")):
+        assert any(name in line and reason in line for line in done.stderr.splitlines()), (name, done.stderr)
+    assert "Traceback" not in done.stderr
+    assert sha256s(night) == before
+    calibrated = sorted((out / "calibrated").iterdir())
+    assert len(calibrated) == 3
+    for path in calibrated:
+        assert 775 < np.median(fits.getdata(path)) < 795
+    masters = sorted(p.name for p in (out / "masters").iterdir())
+    assert masters == ["master_bias_1530x1020_-10C_2018-10-18.fits",  # names say how the two differ
+                       "master_bias_60x50_unknownT_unknown-night.fits",
+                       "master_dark_300s.fits", "master_dark_3s.fits", "master_flat_Sloan_r.fits"]
+    record = json.loads((out / "recipe.json").read_text())
+    assert {q["file"].split("/")[-1] for q in record["quarantined"]} == {
+        "zero.fits", "half.fits", "noise.fits", "allnan.fits"}
+    if shutil.which("fitsverify"):
+        files = sorted(out.rglob("*.fits"))
+        result = subprocess.run(["fitsverify", "-q", "-e", *map(str, files)], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
