@@ -442,7 +442,10 @@ def band_rows(n_frames: int, nx: int) -> int:
 def _read_band(arrays, scales, start: int, stop: int) -> np.ndarray:
     cube = np.empty((len(arrays), stop - start, np.shape(arrays[0])[1]), dtype=np.float32)
     for index, array in enumerate(arrays):
-        cube[index] = array[start:stop]  # converts big-endian / integer / memmap rows to float32
+        if hasattr(array, "read_into"):  # rows of a file, converted straight into the band
+            array.read_into(start, stop, cube[index])
+        else:
+            cube[index] = array[start:stop]  # converts big-endian / integer / memmap rows to float32
         if scales is not None and scales[index] != 1:
             cube[index] *= np.float32(scales[index])
     return cube
@@ -468,19 +471,24 @@ def iter_combine(arrays: Sequence[np.ndarray], options: CombineOptions = Combine
         return stop
 
     workers = min(2, os.cpu_count() or 1, len(starts))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending = [pool.submit(work, s) for s in starts[:workers * 2]]
-        next_index = len(pending)
-        try:
-            while pending:
-                stop = pending.pop(0).result()
-                if next_index < len(starts):
-                    pending.append(pool.submit(work, starts[next_index]))
-                    next_index += 1
-                yield stop / ny
-        finally:
-            for future in pending:
-                future.cancel()
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            pending = [pool.submit(work, s) for s in starts[:workers * 2]]
+            next_index = len(pending)
+            try:
+                while pending:
+                    stop = pending.pop(0).result()
+                    if next_index < len(starts):
+                        pending.append(pool.submit(work, starts[next_index]))
+                        next_index += 1
+                    yield stop / ny
+            finally:
+                for future in pending:
+                    future.cancel()
+    finally:  # after the pool has finished its running bands: nothing reads the files any more
+        for array in arrays:
+            if hasattr(array, "close"):  # files kept open while their bands were read
+                array.close()
     return CombineResult(data=out, count=count)
 
 

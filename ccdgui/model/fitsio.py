@@ -119,6 +119,7 @@ class RawRows:
         self.stored = np.dtype(stored)
         self.shape = (int(shape[0]), int(shape[1]))
         self.bscale, self.bzero, self.blank = float(bscale), float(bzero), blank
+        self._fd: int | None = None  # kept open between band reads; close() releases it
 
     @property
     def nbytes_stored(self) -> int:
@@ -131,24 +132,42 @@ class RawRows:
         return self._read(start, max(start, stop))
 
     def read(self) -> np.ndarray:
-        return self._read(0, self.shape[0])
+        try:
+            return self._read(0, self.shape[0])
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release the open file (the next read opens it again)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.close()
 
     def _read(self, start: int, stop: int) -> np.ndarray:
+        out = np.empty((stop - start, self.shape[1]), dtype=np.float32)
+        self.read_into(start, stop, out)
+        return out
+
+    def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
+        """Rows start…stop converted straight into ``out`` (float32, shape (stop − start, nx))."""
         row_bytes = self.shape[1] * self.stored.itemsize
         want = (stop - start) * row_bytes
-        with open(self.path, "rb", buffering=0) as handle:
-            buffer = os.pread(handle.fileno(), want, self.offset + start * row_bytes)
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        buffer = os.pread(self._fd, want, self.offset + start * row_bytes)
         if len(buffer) != want:
             raise FrameError("truncated file: data shorter than the header says")
         raw = np.frombuffer(buffer, dtype=self.stored).reshape(stop - start, self.shape[1])
-        data = raw.astype(np.float32)
+        np.copyto(out, raw, casting="unsafe")
         if self.blank is not None and raw.dtype.kind in "iu":
-            data[raw == self.blank] = np.nan
+            out[raw == self.blank] = np.nan
         if self.bscale != 1.0:
-            data *= np.float32(self.bscale)
+            out *= np.float32(self.bscale)
         if self.bzero != 0.0:
-            data += np.float32(self.bzero)
-        return data
+            out += np.float32(self.bzero)
 
 
 def _raw_rows(path: Path, hdul: fits.HDUList, index: int) -> RawRows | None:
