@@ -73,6 +73,10 @@ def smoke_test() -> int:
         if not window.calibrated:
             raise RuntimeError("calibration produced no frame: " + "; ".join(window.last_result.problems
                                                                             if window.last_result else []))
+        from .resources_path import resource_path
+
+        if resource_path("ccdgui.svg") is None or resource_path("icons/light.svg") is None:
+            raise RuntimeError("the application's icons are missing (ccdgui.resources)")
         image = window.centralWidget().grab()
         if image.isNull() or window.calibrated_view.data is None:
             raise RuntimeError("the views did not render")
