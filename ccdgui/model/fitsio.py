@@ -217,7 +217,7 @@ def read_header_frame(path: str | os.PathLike) -> Frame:
     if guessed:
         notes.insert(0, _guess_note(header, kind))
     return Frame(header=header, kind=kind, path=path, name=path.name, guessed=guessed, notes=notes,
-                 loader=lambda: _pixels(path, index), shape=shape, rows=rows)
+                 loader=lambda: _pixels(path, index, rows), shape=shape, rows=rows)
 
 
 def _image_shape(hdu) -> tuple[int, int]:
@@ -227,8 +227,15 @@ def _image_shape(hdu) -> tuple[int, int]:
     return int(header["NAXIS2"]), int(header["NAXIS1"])
 
 
-def _pixels(path: Path, index: int) -> np.ndarray:
-    return read_frame(path, hdu=index).data
+def _pixels(path: Path, index: int, rows: RawRows | None) -> np.ndarray:
+    """A lazy frame's pixels: straight from the file's rows when it is uncompressed (no second header
+    parse), else through astropy; all-NaN data is refused as at intake."""
+    if rows is None:
+        return read_frame(path, hdu=index).data
+    data = rows.read()
+    if not np.isfinite(data).any():
+        raise FrameError("no finite pixel (all NaN/Inf)")
+    return data
 
 
 def read_frame(path: str | os.PathLike, hdu: int | None = None) -> Frame:
@@ -312,7 +319,7 @@ def check_pixels(frames: Iterable[Frame]) -> tuple[list[Frame], list[Problem]]:
     good: list[Frame] = []
     problems: list[Problem] = []
     for frame in frames:
-        if frame.loaded:
+        if frame.loaded or _cannot_hold_nan(frame):
             good.append(frame)
             continue
         try:
@@ -323,6 +330,25 @@ def check_pixels(frames: Iterable[Frame]) -> tuple[list[Frame], list[Problem]]:
         finally:
             frame.release()
     return good, problems
+
+
+def _cannot_hold_nan(frame: Frame) -> bool:
+    """Whether a frame on disk surely has a finite pixel without reading it all: integer pixels with no
+    BLANK value always do; otherwise a finite value among a few sampled rows proves it."""
+    rows = frame._rows
+    if not isinstance(rows, RawRows):
+        return False
+    if rows.stored.kind in "iu" and rows.blank is None:
+        return True
+    try:
+        for start in np.linspace(0, rows.shape[0] - 1, 8).astype(int):
+            if np.isfinite(rows[start:start + 1]).any():
+                return True
+        return False
+    except FrameError:
+        return False
+    finally:
+        rows.close()
 
 
 def spill(frame: Frame, folder: str | os.PathLike) -> Frame:

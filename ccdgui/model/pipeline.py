@@ -483,17 +483,22 @@ def _section_for(frame: Frame, setting: str, header_key: str) -> str | None:
 
 
 def _flat_scales(frames: Sequence[Frame], scaling: str) -> list[float] | None:
-    """Per-flat scale factors, reading one frame at a time (frames that can re-read are released)."""
+    """Per-flat scale factors, two frames at a time (frames that can read again are released after)."""
     functions = {"inverse_median": inverse_median_scales, "inverse_mean": inverse_mean_scales}
     if scaling == "none":
         return None
     if scaling not in functions:
         raise ValueError(f"unknown flat scaling {scaling!r} (use none, inverse_median or inverse_mean)")
-    scales = []
-    for frame in frames:
-        scales.extend(functions[scaling]([frame.data]))
-        frame.release()
-    return scales
+    def scale_of(frame: Frame) -> float:
+        try:
+            return functions[scaling]([frame.data])[0]
+        finally:
+            frame.release()
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as pool:  # numpy's partition releases the GIL
+        return list(pool.map(scale_of, frames))
 
 
 def _seconds(exposure: float | None) -> str:
@@ -530,14 +535,19 @@ def software_versions() -> dict[str, str]:
 def provenance(recipe: Recipe, frames: Sequence[Frame], quarantined: Sequence, result: Result) -> dict:
     """What went into a reduction and what came out: options, inputs with checksums, versions."""
     import datetime
+    from concurrent.futures import ThreadPoolExecutor
+
+    with_path = [f for f in frames if f.path is not None]
+    with ThreadPoolExecutor(max_workers=2) as pool:  # hashing releases the GIL
+        digests = list(pool.map(sha256_of, [f.path for f in with_path]))
 
     return {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "software": software_versions(),
         "recipe": recipe.to_dict(),
-        "inputs": [{"file": str(f.path), "sha256": sha256_of(f.path), "kind": f.kind.value,
+        "inputs": [{"file": str(f.path), "sha256": digest, "kind": f.kind.value,
                     "exptime": f.exptime, "filter": f.filter, "shape": list(f.shape)}
-                   for f in frames if f.path is not None],
+                   for f, digest in zip(with_path, digests, strict=True)],
         "quarantined": [{"file": str(p.path), "reason": p.reason} for p in quarantined],
         "masters": [m.name for m in result.masters],
         "calibrated": [c.name for c in result.calibrated],
@@ -558,11 +568,22 @@ def save_results(result: Result, recipe: Recipe, frames: Sequence[Frame], quaran
     inputs = [f.path for f in frames if f.path is not None]
     jobs = [("masters", f) for f in result.masters] + [("calibrated", f) for f in result.calibrated]
     written = []
-    for index, (folder, frame) in enumerate(jobs, start=1):
-        cancel.check()
-        target = outdir / folder / frame.name
-        written.append(fitsio.write_frame(frame, target, overwrite=True, protect=inputs))
-        yield Progress(index / (len(jobs) + 1), f"Wrote {folder}/{frame.name}")
+    from concurrent.futures import ThreadPoolExecutor
+
+    def write(job: tuple[str, Frame]) -> Path:
+        folder, frame = job
+        return fitsio.write_frame(frame, outdir / folder / frame.name, overwrite=True, protect=inputs)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:  # encoding, writing and fsync overlap
+        pending = [pool.submit(write, job) for job in jobs]
+        try:
+            for index, (future, (folder, frame)) in enumerate(zip(pending, jobs, strict=True), start=1):
+                written.append(future.result())
+                yield Progress(index / (len(jobs) + 1), f"Wrote {folder}/{frame.name}")
+                cancel.check()
+        finally:
+            for future in pending:
+                future.cancel()  # files not yet started are not written; started ones complete
     record = json.dumps(provenance(recipe, frames, quarantined, result), indent=2) + "\n"
     recipe_path = outdir / "recipe.json"
     outdir.mkdir(parents=True, exist_ok=True)
