@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     red.add_argument("--reject", choices=("none", "sigma", "minmax"))
     red.add_argument("--sigma-low", type=float, metavar="S")
     red.add_argument("--sigma-high", type=float, metavar="S")
+    red.add_argument("--mask-hot-pixels", action="store_true", default=None, dest="hot_pixels",
+                     help="set hot pixels of the master dark to NaN in the calibrated lights")
+    red.add_argument("--mask-flat-defects", action="store_true", default=None, dest="flat_defects",
+                     help="set defects of the master flat (ccdmask method) to NaN in the calibrated lights")
+    red.add_argument("--cosmic-rays", choices=("off", "auto", "lacosmic", "median"),
+                     help="clean cosmic rays in the calibrated lights (auto: L.A.Cosmic if astroscrappy "
+                          "is installed, else the median method)")
     red.add_argument("--recipe", type=Path, metavar="FILE.json", help="options from a recipe file "
                                                                        "(flags given here win)")
     red.add_argument("--dry-run", action="store_true",
@@ -182,7 +189,8 @@ def recipe_from_args(args: argparse.Namespace):
         except (TypeError, ValueError) as exc:
             raise CliError(f"recipe {args.recipe}: {exc}", EXIT_USAGE) from None
     for flag, field_name in (("combine", "combine"), ("reject", "reject"), ("sigma_low", "sigma_low"),
-                             ("sigma_high", "sigma_high")):
+                             ("sigma_high", "sigma_high"), ("hot_pixels", "hot_pixels"),
+                             ("flat_defects", "flat_defects"), ("cosmic_rays", "cosmic_rays")):
         value = getattr(args, flag)
         if value is not None:
             setattr(recipe, field_name, value)

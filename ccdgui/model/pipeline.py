@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from psygnal import evented
 
-from . import calibrate, fitsio, library
+from . import calibrate, fitsio, library, masks
 from .combine import (
     CombineOptions,
     CombineResult,
@@ -45,6 +45,9 @@ class Recipe:
     overscan_method: str = "median"       # median | mean, per row (or column) of the overscan strip
     trim: str = "auto"                    # auto (header TRIMSEC) | off | a section such as [17:528,1:520]
     stack_memory_mb: int = 1024           # above this, processed frames wait in scratch files
+    hot_pixels: bool = False              # mask hot pixels of the light's master dark (set to NaN)
+    flat_defects: bool = False            # mask defects of the light's master flat (ccdmask-like)
+    cosmic_rays: str = "off"              # off | auto | lacosmic | median: clean the calibrated lights
     kind_overrides: dict[str, str] = field(default_factory=dict)  # file name -> kind the user chose
 
     def kind_of(self, frame: Frame) -> FrameKind:
@@ -285,6 +288,7 @@ def execute(plan: Plan, recipe: Recipe, cancel: CancelToken | None = None,
     meter = _Meter(total=plan.total_frames)
     options = recipe.combine_options()
     built: dict[int, Frame] = {}
+    bad_pixels: dict[int, tuple] = {}  # master id -> (mask, description), made once per master
     with tempfile.TemporaryDirectory(prefix="ccdgui-stack-") as scratch:
         for master in plan.masters:
             spill = _stack_bytes(master) > recipe.stack_memory_mb * 2**20
@@ -318,10 +322,49 @@ def execute(plan: Plan, recipe: Recipe, cancel: CancelToken | None = None,
             continue
         finally:
             steps.frame.release()
+        calibrated = _clean_and_mask(calibrated, steps, built, recipe, bad_pixels)
         calibrated.kind = FrameKind.CALIBRATED
         result.calibrated.append(calibrated)
     yield Progress(1.0, "Done")
     return result
+
+
+def _clean_and_mask(frame: Frame, steps: FrameSteps, built: dict[int, Frame], recipe: Recipe,
+                    cache: dict[int, tuple]) -> Frame:
+    """Cosmic rays cleaned (if asked), then bad pixels of the light's masters set to NaN (if asked)."""
+    mask = masks.combine_masks(*(_bad_pixels(master, built, recipe, cache)[0] for master in
+                                 (steps.dark, steps.flat) if master is not None))
+    if recipe.cosmic_rays != "off":
+        gain = float(frame.header.get("GAIN", 1.0) or 1.0)
+        read_noise = float(frame.header.get("RDNOISE", 10.0) or 10.0)
+        cleaned, found, used = masks.clean_cosmic_rays(frame.data, recipe.cosmic_rays, gain=gain,
+                                                       read_noise=read_noise, mask=mask)
+        frame = frame.derive(cleaned, history=f"Cleaned {int(found.sum())} cosmic-ray pixels ({used})")
+        frame.header["NCOSMIC"] = (int(found.sum()), f"cosmic-ray pixels cleaned ({used})")
+    if mask is not None:
+        sources = "; ".join(_bad_pixels(m, built, recipe, cache)[1] for m in (steps.dark, steps.flat)
+                            if m is not None and _bad_pixels(m, built, recipe, cache)[0] is not None)
+        frame = frame.derive(masks.apply_mask(frame.data, mask),
+                             history=f"Set {int(mask.sum())} bad pixels to NaN ({sources})")
+        frame.header["NBADPIX"] = (int(mask.sum()), "bad pixels set to NaN")
+    return frame
+
+
+def _bad_pixels(master: MasterPlan, built: dict[int, Frame], recipe: Recipe,
+                cache: dict[int, tuple]) -> tuple:
+    """(mask or None, description) of one master's bad pixels under the recipe, computed once."""
+    if id(master) not in cache:
+        frame = built[id(master)]
+        if master.kind is FrameKind.MASTER_DARK and recipe.hot_pixels and master.exptime:
+            gain = float(frame.header.get("GAIN", 1.0) or 1.0)
+            found = masks.hot_pixel_mask(frame.data, master.exptime, gain=gain)
+            cache[id(master)] = (found, f"{int(found.sum())} hot pixels of {master.name}")
+        elif master.kind is FrameKind.MASTER_FLAT and recipe.flat_defects:
+            found = masks.flat_mask(frame.data)
+            cache[id(master)] = (found, f"{int(found.sum())} flat defects of {master.name}")
+        else:
+            cache[id(master)] = (None, "")
+    return cache[id(master)]
 
 
 def _stack_bytes(master: MasterPlan) -> int:

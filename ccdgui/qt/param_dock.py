@@ -63,6 +63,10 @@ RECIPE_CHOICES = {
                        "The master flat is divided by this before flat-fielding, keeping the light's level."),
     "overscan_method": ("Overscan level", (("median", "Median per line"), ("mean", "Mean per line")),
                         "How the overscan strip becomes a level per row (or column)."),
+    "cosmic_rays": ("Cosmic rays", (("off", "Leave"), ("auto", "Clean (best available)"),
+                                    ("lacosmic", "Clean: L.A.Cosmic"), ("median", "Clean: median method")),
+                    "Clean cosmic-ray hits in the calibrated lights: L.A.Cosmic (astroscrappy, if "
+                    "installed) or a median method that spares stars."),
 }
 RECIPE_NUMBERS = {
     "sigma_low": ("Low threshold", "σ", 0.1, 100, 2, "Reject values this many σ below the centre."),
@@ -144,7 +148,7 @@ class ParamDock(QScrollArea):
         form = QFormLayout(box)
         order = ("combine", "reject", "sigma_low", "sigma_high", "sigma_center", "sigma_spread",
                  "sigma_iterations", "minmax_low", "minmax_high", "flat_scaling", "flat_normalise",
-                 "overscan", "overscan_method", "trim")
+                 "overscan", "overscan_method", "trim", "cosmic_rays")
         for name in order:
             if name in RECIPE_CHOICES:
                 label, choices, tip = RECIPE_CHOICES[name]
@@ -169,6 +173,18 @@ class ParamDock(QScrollArea):
         bindings.bind_check(recipe, "scale_dark", scale)
         form.addRow("", scale)
         self.widgets["recipe.scale_dark"] = scale
+        for name, text, tip in (
+                ("hot_pixels", "Mask hot pixels",
+                 "Set pixels whose dark current in the master dark is above 4 e⁻/s (or 10σ above the "
+                 "typical current) to NaN in the calibrated lights."),
+                ("flat_defects", "Mask flat defects",
+                 "Set pixels far from the local level of the master flat (ccdproc's ccdmask method: "
+                 "±9σ from a 7 × 7 running median) to NaN in the calibrated lights.")):
+            check = QCheckBox(text)
+            check.setToolTip(tip)
+            bindings.bind_check(recipe, name, check)
+            form.addRow("", check)
+            self.widgets[f"recipe.{name}"] = check
         self.calibrate_button = QPushButton("Calibrate")
         self.calibrate_button.setToolTip("Build the masters and calibrate every light (Ctrl+R).")
         self.calibrate_button.setStyleSheet("font-weight: bold; padding: 6px;")

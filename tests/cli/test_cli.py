@@ -164,3 +164,22 @@ def test_reduce_a_real_night_with_bad_files_mixed_in(shared_data, tmp_path):
         files = sorted(out.rglob("*.fits"))
         result = subprocess.run(["fitsverify", "-q", "-e", *map(str, files)], capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_masks_and_cosmic_rays_from_the_command_line(tmp_path):
+    night = tmp_path / "night"
+    assert main(["simulate", str(night), "--size", "300", "200", "--n-bias", "3", "--n-dark", "3",
+                 "--n-flat", "3", "--n-light", "1", "--cosmic-rays", "20", "--seed", "8"]) == 0
+    out = tmp_path / "out"
+    assert main(["reduce", str(night), str(out), "--quiet", "--mask-hot-pixels", "--cosmic-rays",
+                 "auto"]) == 0
+    light = fits.open(next((out / "calibrated").iterdir()))[0]
+    assert light.header["NBADPIX"] == int(1e-4 * 300 * 200)  # the simulated camera's hot pixels
+    assert np.isnan(light.data).sum() == light.header["NBADPIX"]
+    from ccdgui.model.masks import astroscrappy_available
+
+    if astroscrappy_available():  # the guide's hits are 10 × 4 px blobs: L.A.Cosmic's job
+        assert light.header["NCOSMIC"] > 300
+        assert "(lacosmic)" in str(light.header["HISTORY"])
+    record = json.loads((out / "recipe.json").read_text())
+    assert record["recipe"]["hot_pixels"] is True and record["recipe"]["cosmic_rays"] == "auto"
