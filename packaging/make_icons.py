@@ -31,15 +31,21 @@ def render(svg: Path, size: int):
     return Image.open(io.BytesIO(bytes(buffer.data()))).convert("RGBA")
 
 
+ICO_SIZES = (16, 24, 32, 48, 64, 128, 256)  # Windows: Explorer, taskbar, title bar, at 100-200 % scaling
+ICNS_SIZES = (32, 64, 128, 256, 512, 1024)  # macOS: 16 … 512 pt, each also at 2x (Retina)
+
+
 def main() -> int:
     from PyQt6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(sys.argv)  # noqa: F841 - Qt needs one for rendering
     svg = RESOURCES / "ccdgui.svg"
-    big = render(svg, 1024)
-    render(svg, 256).save(RESOURCES / "ccdgui.png")
-    big.save(RESOURCES / "ccdgui.ico", sizes=[(s, s) for s in (16, 24, 32, 48, 64, 128, 256)])
-    render(svg, 512).save(RESOURCES / "ccdgui.icns")  # 16 … 512 px, Retina included
+    # Every size is drawn from the SVG itself (sharper small icons than scaling one big bitmap down).
+    rendered = {size: render(svg, size) for size in sorted({256, *ICO_SIZES, *ICNS_SIZES})}
+    rendered[256].save(RESOURCES / "ccdgui.png")  # Linux .desktop files
+    rendered[256].save(RESOURCES / "ccdgui.ico", sizes=[(s, s) for s in ICO_SIZES],
+                       append_images=[rendered[s] for s in ICO_SIZES])
+    rendered[1024].save(RESOURCES / "ccdgui.icns", append_images=[rendered[s] for s in ICNS_SIZES])
     for name in ("ccdgui.png", "ccdgui.ico", "ccdgui.icns"):
         print(f"{name}: {(RESOURCES / name).stat().st_size / 1024:.0f} KB")
     return 0

@@ -332,6 +332,20 @@ def check_pixels(frames: Iterable[Frame]) -> tuple[list[Frame], list[Problem]]:
     return good, problems
 
 
+def sample_pixels(frame: Frame, rows: int = 64) -> np.ndarray:
+    """Pixels of a frame on a sparse grid of rows, read from the file when the frame is not in memory
+    (enough for a median or display levels without loading a big frame)."""
+    source = frame._rows
+    if frame.loaded or not isinstance(source, RawRows):
+        return frame.data
+    ny = frame.shape[0]
+    picks = np.unique(np.linspace(0, ny - 1, min(rows, ny)).astype(int))
+    try:
+        return np.concatenate([source[y:y + 1] for y in picks])
+    finally:
+        source.close()
+
+
 def _cannot_hold_nan(frame: Frame) -> bool:
     """Whether a frame on disk surely has a finite pixel without reading it all: integer pixels with no
     BLANK value always do; otherwise a finite value among a few sampled rows proves it."""

@@ -44,6 +44,10 @@ class LibraryPanel(QTreeWidget):
         self._medians: dict[int, float] = {}
 
     # --- filling ------------------------------------------------------------------------------------
+    def remember_medians(self, medians: dict[int, float]) -> None:
+        """Medians measured off the GUI thread (by id of frame), shown instead of measuring again."""
+        self._medians.update(medians)
+
     def show_session(self, raw: list[Frame], kinds: dict[int, FrameKind], masters: list[Frame],
                      calibrated: list[Frame], quarantined: list, statuses: dict[int, str]) -> None:
         """Rebuild the tree. ``kinds`` maps id(frame) to its effective kind; ``statuses`` id → text."""

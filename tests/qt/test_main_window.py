@@ -265,3 +265,19 @@ def test_one_shot_colour_frame_is_shown_in_colour_and_calibrated_as_a_mosaic(qtb
     window.colour_check.setChecked(False)
     qtbot.wait(20)
     assert not window.raw_view.in_colour and window.raw_view.image.image.ndim == 2
+
+
+def test_open_folder_lists_from_headers_and_reads_pixels_only_to_show(qtbot, window, tmp_path):
+    from astropy.io import fits
+
+    for index in range(12):
+        hdu = fits.PrimaryHDU(np.full((40, 50), 1000 + index, np.uint16))
+        hdu.header.update(IMAGETYP="Bias Frame", EXPTIME=0.0)
+        hdu.writeto(tmp_path / f"bias_{index:02d}.fits")
+    window.open_paths([tmp_path])
+    wait_idle(qtbot, window)
+    assert len(window.raw) == 12
+    shown = window.current
+    assert all(not f.loaded for f in window.raw if f is not shown)  # listed from headers alone
+    medians = {item.text(0): item.text(5) for item in window.library.frame_items()}
+    assert medians["bias_07.fits"] == "1007.0"
