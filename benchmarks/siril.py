@@ -275,13 +275,11 @@ def _make_files(folder: Path, frames: int, size: int, kind: str, seed: int = 1) 
     """Gaussian noise around 1000 ADU (sigma 10) with a few +5000 outliers, as float32 or uint16 FITS."""
     from astropy.io import fits
 
+    from benchmarks.worker import make_stack
+
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
     paths = []
-    for index in range(frames):
-        frame = rng.normal(1000.0, 10.0, (size, size)).astype(np.float32)
-        hits = rng.integers(0, size * size, size=size * size // 2000)
-        frame.flat[hits] += 5000.0
+    for index, frame in enumerate(make_stack(frames, size, size, seed)):
         path = folder / f"frame_{index:03d}.fits"
         if kind == "uint16":  # astropy writes BITPIX 16 with BZERO 32768, as cameras do
             fits.writeto(path, np.clip(np.round(frame), 0, 65535).astype(np.uint16), overwrite=True)

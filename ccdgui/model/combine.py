@@ -495,7 +495,11 @@ def iter_combine(arrays: Sequence[np.ndarray], options: CombineOptions = Combine
 def combine(arrays: Sequence[np.ndarray], options: CombineOptions = CombineOptions(),
             scales: Sequence[float] | None = None) -> CombineResult:
     """Combine ``arrays`` (equal 2-D shapes) into one float32 image plus per-pixel counts."""
-    generator = iter_combine(arrays, options, scales)
+    return drain(iter_combine(arrays, options, scales))
+
+
+def drain(generator: Generator):
+    """Run a progress-reporting generator to its end and return what it returns."""
     while True:
         try:
             next(generator)

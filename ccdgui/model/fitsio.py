@@ -186,11 +186,9 @@ def _raw_rows(path: Path, hdul: fits.HDUList, index: int) -> RawRows | None:
                    float(header.get("BSCALE", 1.0) or 1.0), float(header.get("BZERO", 0.0) or 0.0), blank)
 
 
-def read_header_frame(path: str | os.PathLike) -> Frame:
-    """A lazy Frame from the headers alone (classified, with notes); pixels are read on first use, and
-    an uncompressed image can be streamed by rows. A folder of hundreds of frames lists in about a
-    second. Problems found only in the pixels (all NaN) raise FrameError when they are read."""
-    path = Path(path)
+def _open_image(path: Path, hdu: int | None, work):
+    """``(work(hdul, index), file size)`` for the image HDU of a file opened read-only (the first 2-D
+    image unless ``hdu`` is given), with astropy's scaling off; every failure becomes a FrameError."""
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -200,16 +198,24 @@ def read_header_frame(path: str | os.PathLike) -> Frame:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyWarning)
-            with fits.open(path, mode="readonly", memmap=False, do_not_scale_image_data=True,
-                           lazy_load_hdus=False) as hdul:
-                index = _image_hdu_index(hdul)
-                header = _merged_header(hdul, index)
-                rows = _raw_rows(path, hdul, index)
-                shape = _image_shape(hdul[index])
+            with fits.open(path, mode="readonly", memmap=False, do_not_scale_image_data=True) as hdul:
+                return work(hdul, _image_hdu_index(hdul) if hdu is None else hdu), size
     except FrameError:
         raise
     except (OSError, ValueError, TypeError, IndexError, KeyError) as exc:
         raise FrameError(_one_line(exc)) from None
+
+
+def read_header_frame(path: str | os.PathLike) -> Frame:
+    """A lazy Frame from the headers alone (classified, with notes); pixels are read on first use, and
+    an uncompressed image can be streamed by rows. A folder of hundreds of frames lists in about a
+    second. Problems found only in the pixels (all NaN) raise FrameError when they are read."""
+    path = Path(path)
+
+    def inspect(hdul: fits.HDUList, index: int):
+        return index, _merged_header(hdul, index), _raw_rows(path, hdul, index), _image_shape(hdul[index])
+
+    (index, header, rows, shape), size = _open_image(path, None, inspect)
     if rows is not None and rows.offset + rows.nbytes_stored > size:
         raise FrameError("truncated file: data shorter than the header says")
     kind, guessed = classify(header, path.name)
@@ -241,24 +247,11 @@ def _pixels(path: Path, index: int, rows: RawRows | None) -> np.ndarray:
 def read_frame(path: str | os.PathLike, hdu: int | None = None) -> Frame:
     """Read the first 2-D image of a FITS file (or HDU ``hdu``) into a Frame, read-only on disk."""
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise FrameError(f"cannot read: {exc.strerror or exc}") from None
-    if size == 0:
-        raise FrameError("empty file (0 bytes)")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", AstropyWarning)
-            with fits.open(path, mode="readonly", memmap=False, do_not_scale_image_data=True,
-                           ignore_missing_simple=False) as hdul:
-                index = _image_hdu_index(hdul) if hdu is None else hdu
-                header = _merged_header(hdul, index)
-                data = _scaled_float32(hdul[index], hdul[index].header)
-    except FrameError:
-        raise
-    except (OSError, ValueError, TypeError, IndexError, KeyError) as exc:
-        raise FrameError(_one_line(exc)) from None
+
+    def load(hdul: fits.HDUList, index: int):
+        return _merged_header(hdul, index), _scaled_float32(hdul[index], hdul[index].header)
+
+    (header, data), _ = _open_image(path, hdu, load)
     if data.ndim != 2:
         raise FrameError(f"{data.ndim}-D data, not a 2-D image")
     if not np.isfinite(data).any():

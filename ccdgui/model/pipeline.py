@@ -16,6 +16,7 @@ from .combine import (
     CombineOptions,
     CombineResult,
     Estimate,
+    drain,
     estimate,
     inverse_mean_scales,
     inverse_median_scales,
@@ -275,6 +276,11 @@ def run(frames: Sequence[Frame], recipe: Recipe, cancel: CancelToken | None = No
     else scaled) and flat (same filter). Missing pieces are reported in ``Result.problems``, never raised.
     """
     return (yield from execute(make_plan(frames, recipe), recipe, cancel))
+
+
+def run_to_end(frames: Sequence[Frame], recipe: Recipe, cancel: CancelToken | None = None) -> Result:
+    """:func:`run` without progress reports: the Result."""
+    return drain(run(frames, recipe, cancel))
 
 
 def execute(plan: Plan, recipe: Recipe, cancel: CancelToken | None = None,

@@ -223,21 +223,24 @@ class MainWindow(QMainWindow):
                                           "z-scale (IRAF) or the full range")
         self.stretch_combo = self._combo(bar, "Stretch", display.STRETCHES, "stretch", "Display stretch")
         self.cmap_combo = self._combo(bar, "Colours", display.COLOUR_MAPS, "colour_map", "Colour map")
-        self.link_check = QCheckBox("Link levels")
-        self.link_check.setToolTip("Both views use the same levels (compare frames on one scale); "
-                                   "unlinked, each view has its own and the histogram region drives the "
-                                   "calibrated one")
-        bindings.bind_check(self.display, "link_levels", self.link_check)
-        bar.addWidget(self.link_check)
-        self.colour_check = QCheckBox("Colour")
-        self.colour_check.setToolTip("Show one-shot-colour frames (BAYERPAT in the header) in colour, one "
-                                     "RGB pixel per 2 × 2 Bayer cell; calibration always works on the raw "
-                                     "mosaic")
-        bindings.bind_check(self.display, "debayer", self.colour_check)
-        bar.addWidget(self.colour_check)
+        self.link_check = self._check(bar, "Link levels", "link_levels",
+                                      "Both views use the same levels (compare frames on one scale); "
+                                      "unlinked, each view has its own and the histogram region drives "
+                                      "the calibrated one")
+        self.colour_check = self._check(bar, "Colour", "debayer",
+                                        "Show one-shot-colour frames (BAYERPAT in the header) in colour, "
+                                        "one RGB pixel per 2 × 2 Bayer cell; calibration always works on "
+                                        "the raw mosaic")
         bar.addSeparator()
         for action in (self.zoom_in_action, self.zoom_out_action, self.fit_action, self.blink_action):
             bar.addAction(action)
+
+    def _check(self, bar, text: str, field: str, tip: str) -> QCheckBox:
+        check = QCheckBox(text)
+        check.setToolTip(tip)
+        bindings.bind_check(self.display, field, check)
+        bar.addWidget(check)
+        return check
 
     def _combo(self, bar, label: str, values, field: str, tip: str) -> QComboBox:
         bar.addWidget(QLabel(f" {label} "))

@@ -19,12 +19,7 @@ def test_hot_pixels_of_a_simulated_camera_are_found_exactly():
     night = simulate_night(params)
     from ccdgui.model import pipeline
 
-    generator = pipeline.run(night.frames, pipeline.Recipe())
-    try:
-        while True:
-            next(generator)
-    except StopIteration as stop:
-        result = stop.value
+    result = pipeline.run_to_end(night.frames, pipeline.Recipe())
     dark = next(m for m in result.masters if m.kind.value == "master dark")
     before = dark.data.copy()
     found = masks.hot_pixel_mask(dark.data, dark.exptime)

@@ -10,12 +10,7 @@ from ccdgui.model.pipeline import Recipe
 
 
 def run(frames, recipe=None):
-    generator = pipeline.run(frames, recipe or Recipe())
-    try:
-        while True:
-            next(generator)
-    except StopIteration as stop:
-        return stop.value
+    return pipeline.run_to_end(frames, recipe or Recipe())
 
 
 def counts(frames):

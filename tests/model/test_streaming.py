@@ -65,12 +65,8 @@ def night_on_disk(tmp_path, **params):
 
 
 def masters_of(frames, recipe):
-    generator = pipeline.run(frames, recipe)
-    try:
-        while True:
-            next(generator)
-    except StopIteration as stop:
-        return {m.name: m.data for m in stop.value.masters}, {c.name: c.data for c in stop.value.calibrated}
+    result = pipeline.run_to_end(frames, recipe)
+    return {m.name: m.data for m in result.masters}, {c.name: c.data for c in result.calibrated}
 
 
 def test_streamed_and_spilled_reduce_equals_the_in_memory_one(tmp_path):

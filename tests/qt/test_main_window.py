@@ -16,12 +16,7 @@ from .conftest import wait_idle
 
 
 def run_model(frames, recipe):
-    generator = pipeline.run(frames, recipe)
-    try:
-        while True:
-            next(generator)
-    except StopIteration as stop:
-        return stop.value
+    return pipeline.run_to_end(frames, recipe)
 
 
 def test_simulate_select_calibrate_shows_the_models_answer(qtbot, window):
