@@ -278,6 +278,40 @@ def run(frames: Sequence[Frame], recipe: Recipe, cancel: CancelToken | None = No
     return (yield from execute(make_plan(frames, recipe), recipe, cancel))
 
 
+@dataclass
+class Intake:
+    """What reading a set of files gave: usable (lazy) frames, quarantined files, and each frame's median
+    from a sample of rows (by id of frame), for listing."""
+
+    frames: list[Frame] = field(default_factory=list)
+    problems: list = field(default_factory=list)
+    medians: dict[int, float] = field(default_factory=dict)
+
+
+def intake(paths: Sequence, cancel: CancelToken | None = None) -> Generator[Progress, None, Intake]:
+    """Read files and folders (recursively) from their headers; vet pixels only where a file could be
+    unusable; yield Progress per file. Frames stay on disk until their pixels are needed."""
+    from pathlib import Path
+
+    from .display import quick_median
+
+    cancel = cancel or CancelToken()
+    files = []
+    for path in map(Path, paths):
+        files.extend(fitsio.iter_fits_paths(path) if path.is_dir() else [path])
+    found = Intake()
+    for index, path in enumerate(files, start=1):
+        cancel.check()
+        frames, problems = fitsio.read_frames([path], lazy=True)
+        frames, unusable = fitsio.check_pixels(frames)
+        for frame in frames:
+            found.medians[id(frame)] = quick_median(fitsio.sample_pixels(frame))
+        found.frames.extend(frames)
+        found.problems.extend(problems + unusable)
+        yield Progress(index / max(len(files), 1), f"Read {path.name}")
+    return found
+
+
 def run_to_end(frames: Sequence[Frame], recipe: Recipe, cancel: CancelToken | None = None) -> Result:
     """:func:`run` without progress reports: the Result."""
     return drain(run(frames, recipe, cancel))

@@ -25,7 +25,7 @@ from PyQt6.QtWidgets import (
 )
 
 from .. import __version__
-from ..model import display, fitsio, pipeline
+from ..model import display, pipeline
 from ..model.display import DisplayState
 from ..model.frame import Frame, FrameKind
 from ..model.pipeline import Progress, Recipe
@@ -54,23 +54,8 @@ def simulate_job(params: SimParams):
 
 
 def load_job(paths: list[Path]):
-    """Headers first (a folder of hundreds of frames lists in about a second), pixels only where needed
-    to vet a file, a median from a sample of rows; frames stay on disk until they are shown or used."""
     def work(token):
-        files = []
-        for path in paths:
-            files.extend(fitsio.iter_fits_paths(path) if path.is_dir() else [path])
-        frames, problems, medians = [], [], {}
-        for index, path in enumerate(files, start=1):
-            token.check()
-            loaded, bad = fitsio.read_frames([path], lazy=True)
-            loaded, unusable = fitsio.check_pixels(loaded)
-            for frame in loaded:
-                medians[id(frame)] = display.quick_median(fitsio.sample_pixels(frame))
-            frames.extend(loaded)
-            problems.extend(bad + unusable)
-            yield Progress(index / max(len(files), 1), f"Read {path.name}")
-        return frames, problems, medians
+        return (yield from pipeline.intake(paths, token))
     return work
 
 
@@ -364,8 +349,8 @@ class MainWindow(QMainWindow):
             self._set_session(result, [])
             self.statusBar().showMessage(f"Simulated {len(result)} frames in {seconds:.1f} s", 8000)
         elif self._job_kind == "load":
-            frames, problems, medians = result
-            self.library.remember_medians(medians)
+            frames, problems = result.frames, result.problems
+            self.library.remember_medians(result.medians)
             self._set_session(frames, problems)
             note = f"; {len(problems)} file(s) quarantined" if problems else ""
             self.statusBar().showMessage(f"Read {len(frames)} frames in {seconds:.1f} s{note}", 8000)
