@@ -212,7 +212,8 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     paths = fitsio.iter_fits_paths(indir)
     if outdir.resolve().is_relative_to(indir.resolve()):
         paths = [p for p in paths if not p.resolve().is_relative_to(outdir.resolve())]
-    found = _drive(pipeline.intake(paths), lambda *a: None)  # headers now, pixels band by band later
+    # headers now; pixels band by band later
+    found = _drive(pipeline.intake(paths, medians=False), lambda *a: None)
     frames, quarantined = found.frames, found.problems
     for problem in quarantined:
         print(f"ccdgui: skipped {problem}", file=sys.stderr)

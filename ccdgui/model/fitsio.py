@@ -328,7 +328,7 @@ def check_pixels(frames: Iterable[Frame]) -> tuple[list[Frame], list[Problem]]:
 def sample_pixels(frame: Frame, rows: int = 64) -> np.ndarray:
     """Pixels of a frame on a sparse grid of rows, read from the file when the frame is not in memory
     (enough for a median or display levels without loading a big frame)."""
-    source = frame._rows
+    source = frame.rows
     if frame.loaded or not isinstance(source, RawRows):
         return frame.data
     ny = frame.shape[0]
@@ -342,7 +342,7 @@ def sample_pixels(frame: Frame, rows: int = 64) -> np.ndarray:
 def _cannot_hold_nan(frame: Frame) -> bool:
     """Whether a frame on disk surely has a finite pixel without reading it all: integer pixels with no
     BLANK value always do; otherwise a finite value among a few sampled rows proves it."""
-    rows = frame._rows
+    rows = frame.rows
     if not isinstance(rows, RawRows):
         return False
     if rows.stored.kind in "iu" and rows.blank is None:

@@ -80,6 +80,11 @@ class Frame:
     def loaded(self) -> bool:
         return self._data is not None
 
+    @property
+    def rows(self):
+        """The file's row reader (fitsio.RawRows) of a frame read from an uncompressed file, else None."""
+        return self._rows
+
     def stack_source(self):
         """What a combine reads bands from: the pixels if in memory, else the file's rows (so a stack of
         frames on disk is combined without loading any of them whole)."""

@@ -288,9 +288,11 @@ class Intake:
     medians: dict[int, float] = field(default_factory=dict)
 
 
-def intake(paths: Sequence, cancel: CancelToken | None = None) -> Generator[Progress, None, Intake]:
+def intake(paths: Sequence, cancel: CancelToken | None = None, medians: bool = True,
+           ) -> Generator[Progress, None, Intake]:
     """Read files and folders (recursively) from their headers; vet pixels only where a file could be
-    unusable; yield Progress per file. Frames stay on disk until their pixels are needed."""
+    unusable; measure medians from sampled rows (for a listing) unless told not to; yield Progress per
+    file. Frames stay on disk until their pixels are needed."""
     from pathlib import Path
 
     from .display import quick_median
@@ -304,7 +306,7 @@ def intake(paths: Sequence, cancel: CancelToken | None = None) -> Generator[Prog
         cancel.check()
         frames, problems = fitsio.read_frames([path], lazy=True)
         frames, unusable = fitsio.check_pixels(frames)
-        for frame in frames:
+        for frame in frames if medians else ():
             found.medians[id(frame)] = quick_median(fitsio.sample_pixels(frame))
         found.frames.extend(frames)
         found.problems.extend(problems + unusable)
