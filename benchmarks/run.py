@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tools", default=",".join(TOOLS),
                         help="comma-separated subset of " + ",".join(TOOLS))
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--only", default="", help="run only the cases whose name contains this text")
     args = parser.parse_args(argv)
     cases = QUICK if args.quick else CASES
     tools = [t for t in args.tools.split(",") if t]
@@ -79,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="ccdgui-bench-") as tmp:
         for name, case in cases.items():
+            if args.only not in name:
+                continue
             if len(case) == 6:
                 make = [sys.executable, "-m", "benchmarks.worker", "--make-files", *map(str, case[:3])]
                 subprocess.run([*make, tmp], check=True)
