@@ -26,8 +26,8 @@ class HistogramView(pg.PlotWidget):
         self.setLabel("bottom", "pixel value (ADU)")
         self.getAxis("bottom").enableAutoSIPrefix(False)
         self.setLabel("left", "pixels")
-        legend = self.addLegend(offset=(10, 5), brush=pg.mkBrush(30, 31, 34, 220))
-        legend.setZValue(20)
+        self.legend = self.addLegend(offset=(10, 5), brush=pg.mkBrush(30, 31, 34, 220))
+        self.legend.setZValue(20)
         self.raw_curve = self.plot([0, 1], [0], stepMode="center", pen=RAW_PEN, name="raw")
         self.calibrated_curve = self.plot([0, 1], [0], stepMode="center", pen=CALIBRATED_PEN,
                                           name="calibrated")
@@ -45,7 +45,9 @@ class HistogramView(pg.PlotWidget):
         if not frames:
             return
         lo, hi = display.common_range(frames)
-        for curve, data in ((self.raw_curve, raw), (self.calibrated_curve, calibrated)):
+        for curve, data, name in ((self.raw_curve, raw, "raw"), (self.calibrated_curve, calibrated,
+                                                                   "calibrated")):
+            self.legend.removeItem(curve)  # the legend lists only the curves shown
             if data is None:
                 curve.setData([0, 1], [0])
                 curve.setVisible(False)
@@ -53,6 +55,7 @@ class HistogramView(pg.PlotWidget):
             hist = display.histogram(data, lo, hi)
             curve.setData(hist.edges, np.maximum(hist.counts, 0.5))
             curve.setVisible(True)
+            self.legend.addItem(curve, name)
 
     def set_region(self, lo: float, hi: float) -> None:
         self._quiet = True
