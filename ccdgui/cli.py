@@ -213,7 +213,7 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     if outdir.resolve().is_relative_to(indir.resolve()):
         paths = [p for p in paths if not p.resolve().is_relative_to(outdir.resolve())]
     # headers now; pixels band by band later
-    found = _drive(pipeline.intake(paths, medians=False), lambda *a: None)
+    found = _drive(pipeline.intake(paths, medians=False, hdus=recipe.hdu_overrides), lambda *a: None)
     frames, quarantined = found.frames, found.problems
     for problem in quarantined:
         print(f"ccdgui: skipped {problem}", file=sys.stderr)

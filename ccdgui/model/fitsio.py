@@ -206,7 +206,26 @@ def _open_image(path: Path, hdu: int | None, work):
         raise FrameError(_one_line(exc)) from None
 
 
-def read_header_frame(path: str | os.PathLike) -> Frame:
+def image_hdus(path: str | os.PathLike) -> list[tuple[int, str]]:
+    """The 2-D images in a file: (HDU index, "index: EXTNAME,EXTVER  NX×NY") each, for choosing one."""
+    def listing(hdul: fits.HDUList, _index: int):
+        found = []
+        for index, hdu in enumerate(hdul):
+            if not isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)):
+                continue
+            try:
+                ny, nx = _image_shape(hdu)
+            except (KeyError, ValueError):
+                continue
+            if hdu.header.get("ZNAXIS", hdu.header.get("NAXIS", 0)) == 2 and nx and ny:
+                name = ",".join(str(hdu.header[k]) for k in ("EXTNAME", "EXTVER") if k in hdu.header)
+                found.append((index, f"{index}: {name or 'primary' if index == 0 else name}  {nx}×{ny}"))
+        return found
+
+    return _open_image(Path(path), None, listing)[0]
+
+
+def read_header_frame(path: str | os.PathLike, hdu: int | None = None) -> Frame:
     """A lazy Frame from the headers alone (classified, with notes); pixels are read on first use, and
     an uncompressed image can be streamed by rows. A folder of hundreds of frames lists in about a
     second. Problems found only in the pixels (all NaN) raise FrameError when they are read."""
@@ -215,15 +234,17 @@ def read_header_frame(path: str | os.PathLike) -> Frame:
     def inspect(hdul: fits.HDUList, index: int):
         return index, _merged_header(hdul, index), _raw_rows(path, hdul, index), _image_shape(hdul[index])
 
-    (index, header, rows, shape), size = _open_image(path, None, inspect)
+    (index, header, rows, shape), size = _open_image(path, hdu, inspect)
     if rows is not None and rows.offset + rows.nbytes_stored > size:
         raise FrameError("truncated file: data shorter than the header says")
     kind, guessed = classify(header, path.name)
     notes = header_notes(header)
     if guessed:
         notes.insert(0, _guess_note(header, kind))
-    return Frame(header=header, kind=kind, path=path, name=path.name, guessed=guessed, notes=notes,
-                 loader=lambda: _pixels(path, index, rows), shape=shape, rows=rows)
+    frame = Frame(header=header, kind=kind, path=path, name=path.name, guessed=guessed, notes=notes,
+                  loader=lambda: _pixels(path, index, rows), shape=shape, rows=rows)
+    frame.hdu = index
+    return frame
 
 
 def _image_shape(hdu) -> tuple[int, int]:
@@ -249,9 +270,9 @@ def read_frame(path: str | os.PathLike, hdu: int | None = None) -> Frame:
     path = Path(path)
 
     def load(hdul: fits.HDUList, index: int):
-        return _merged_header(hdul, index), _scaled_float32(hdul[index], hdul[index].header)
+        return index, _merged_header(hdul, index), _scaled_float32(hdul[index], hdul[index].header)
 
-    (header, data), _ = _open_image(path, hdu, load)
+    (index, header, data), _ = _open_image(path, hdu, load)
     if data.ndim != 2:
         raise FrameError(f"{data.ndim}-D data, not a 2-D image")
     if not np.isfinite(data).any():
@@ -260,7 +281,10 @@ def read_frame(path: str | os.PathLike, hdu: int | None = None) -> Frame:
     notes = header_notes(header, data)
     if guessed:
         notes.insert(0, _guess_note(header, kind))
-    return Frame(data=data, header=header, kind=kind, path=path, name=path.name, guessed=guessed, notes=notes)
+    frame = Frame(data=data, header=header, kind=kind, path=path, name=path.name, guessed=guessed,
+                  notes=notes)
+    frame.hdu = index
+    return frame
 
 
 def _guess_note(header: fits.Header, kind) -> str:
@@ -287,15 +311,17 @@ def iter_fits_paths(folder: str | os.PathLike) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and is_fits_name(p))
 
 
-def read_frames(paths: Iterable[str | os.PathLike], lazy: bool = False,
+def read_frames(paths: Iterable[str | os.PathLike], lazy: bool = False, hdus: dict[str, int] | None = None,
                 ) -> tuple[list[Frame], list[Problem]]:
-    """Read every path (headers only when ``lazy``); unusable files become Problems, not exceptions."""
+    """Read every path (headers only when ``lazy``; the HDU ``hdus`` names for a file name, else its
+    first 2-D image); unusable files become Problems, not exceptions."""
     frames: list[Frame] = []
     problems: list[Problem] = []
     reader = read_header_frame if lazy else read_frame
     for path in paths:
         try:
-            frames.append(reader(path))
+            chosen = (hdus or {}).get(Path(path).name)
+            frames.append(reader(path) if chosen is None else reader(path, hdu=chosen))
         except FrameError as exc:
             problems.append(Problem(Path(path), str(exc)))
     return frames, problems

@@ -62,6 +62,7 @@ class Frame:
         self.path = None if path is None else Path(path)
         self.name = name or (self.path.name if self.path is not None else "")
         self.guessed = guessed            # kind guessed from file name / exposure
+        self.hdu: int | None = None       # which HDU of its file the image came from
         self.notes = list(notes or [])    # warnings about this frame, one line each
 
     def __repr__(self) -> str:

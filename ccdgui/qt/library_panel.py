@@ -6,7 +6,7 @@ from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtGui import QAction, QIcon
 from PyQt6.QtWidgets import QAbstractItemView, QHeaderView, QMenu, QTreeWidget, QTreeWidgetItem
 
-from ..model import display, library
+from ..model import display, fitsio, library
 from ..model.frame import Frame, FrameKind
 from ..resources_path import resource_path
 
@@ -27,6 +27,7 @@ class LibraryPanel(QTreeWidget):
 
     frame_selected = pyqtSignal(object)
     kind_requested = pyqtSignal(object, object)
+    hdu_requested = pyqtSignal(object, int)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -160,4 +161,14 @@ class LibraryPanel(QTreeWidget):
             action = QAction(kind.value, sub)
             action.triggered.connect(lambda _=False, k=kind: self.kind_requested.emit(frame, k))
             sub.addAction(action)
+        images = fitsio.image_hdus(frame.path) if frame.path is not None and frame.path.exists() else []
+        if len(images) > 1:  # a multi-extension file: which of its images this frame is
+            chosen = frame.hdu
+            hdus = menu.addMenu("Image HDU")
+            for index, text in images:
+                action = QAction(text, hdus)
+                action.setCheckable(True)
+                action.setChecked(index == chosen)
+                action.triggered.connect(lambda _=False, i=index: self.hdu_requested.emit(frame, i))
+                hdus.addAction(action)
         menu.exec(self.viewport().mapToGlobal(position))

@@ -25,7 +25,7 @@ from PyQt6.QtWidgets import (
 )
 
 from .. import __version__
-from ..model import display, pipeline
+from ..model import display, fitsio, pipeline
 from ..model.display import DisplayState
 from ..model.frame import Frame, FrameKind
 from ..model.pipeline import Progress, Recipe
@@ -268,6 +268,7 @@ class MainWindow(QMainWindow):
         self.params.calibrate_requested.connect(self.calibrate)
         self.library.frame_selected.connect(self.show_frame)
         self.library.kind_requested.connect(self.set_kind)
+        self.library.hdu_requested.connect(self.set_hdu)
         self.cancel_button.clicked.connect(self.runner.cancel)
         self.runner.progress.connect(self._on_progress)
         self.runner.finished.connect(self._on_finished)
@@ -389,6 +390,7 @@ class MainWindow(QMainWindow):
         self.masters, self.calibrated, self.last_result = [], [], None
         self.save_action.setEnabled(False)
         self.recipe.kind_overrides = {}
+        self.recipe.hdu_overrides = {}
         self.current = None
         self.refresh_library()
         first = next((f for f in self.raw if self.recipe.kind_of(f) is FrameKind.LIGHT),
@@ -405,6 +407,17 @@ class MainWindow(QMainWindow):
         else:
             overrides[frame.name] = kind.value
         self.recipe.kind_overrides = overrides
+
+    def set_hdu(self, frame: Frame, index: int) -> None:
+        """Use another image of a multi-extension file: recorded in the recipe, the frame read again."""
+        try:
+            replacement = fitsio.read_header_frame(frame.path, hdu=index)
+        except fitsio.FrameError as exc:
+            self.statusBar().showMessage(f"{frame.name}: HDU {index} cannot be used: {exc}", 8000)
+            return
+        self.raw = [replacement if f is frame else f for f in self.raw]
+        self.recipe.hdu_overrides = {**self.recipe.hdu_overrides, frame.name: index}  # refreshes the library
+        self.library.select_frame(replacement)
 
     def refresh_library(self) -> None:
         kinds = {id(f): self.recipe.kind_of(f) for f in self.raw}

@@ -176,3 +176,19 @@ fitsio.write_frame(frame, {str(tmp_path / 'out.fits')!r})
     leftovers = [p.name for p in tmp_path.iterdir()]
     assert len(leftovers) == 1 and leftovers[0].startswith(".out.fits.") and leftovers[0].endswith(".part")
     assert fitsio.iter_fits_paths(tmp_path) == []
+
+
+def test_a_chosen_image_of_a_multi_extension_file(shared_data):
+    path = shared_data("odd_singles/test0.fits")  # HST WFPC2: empty primary, four 40 × 40 SCI images
+    images = fitsio.image_hdus(path)
+    assert [index for index, _ in images] == [1, 2, 3, 4]
+    assert "SCI,2" in images[1][1] and "40×40" in images[1][1]
+    first, third = fitsio.read_header_frame(path), fitsio.read_header_frame(path, hdu=3)
+    assert (first.hdu, third.hdu) == (1, 3)
+    from astropy.io import fits
+
+    with fits.open(path) as hdul:
+        np.testing.assert_allclose(third.data, hdul[3].data.astype(np.float32), rtol=1e-6)
+        assert not np.array_equal(first.data, third.data)
+    frames, _ = fitsio.read_frames([path], lazy=True, hdus={"test0.fits": 4})
+    assert frames[0].hdu == 4 and frames[0].header["EXPTIME"] == third.header["EXPTIME"]

@@ -276,3 +276,15 @@ def test_open_folder_lists_from_headers_and_reads_pixels_only_to_show(qtbot, win
     assert all(not f.loaded for f in window.raw if f is not shown)  # listed from headers alone
     medians = {item.text(0): item.text(5) for item in window.library.frame_items()}
     assert medians["bias_07.fits"] == "1007.0"
+
+
+def test_choosing_another_image_of_a_multi_extension_file(qtbot, window, shared_data):
+    path = shared_data("odd_singles/test0.fits")
+    window.open_paths([path])
+    wait_idle(qtbot, window)
+    frame = window.raw[0]
+    assert frame.hdu == 1
+    window.set_hdu(frame, 3)
+    assert window.raw[0].hdu == 3 and window.recipe.hdu_overrides == {"test0.fits": 3}
+    assert window.current is window.raw[0]
+    assert pipeline.Recipe.from_dict(window.recipe.to_dict()).hdu_overrides == {"test0.fits": 3}
