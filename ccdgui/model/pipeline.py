@@ -50,6 +50,7 @@ class Recipe:
     flat_defects: bool = False            # mask defects of the light's master flat (ccdmask-like)
     cosmic_rays: str = "off"              # off | auto | lacosmic | median: clean the calibrated lights
     kind_overrides: dict[str, str] = field(default_factory=dict)  # file name -> kind the user chose
+    hdu_overrides: dict[str, int] = field(default_factory=dict)   # file name -> image HDU the user chose
 
     def kind_of(self, frame: Frame) -> FrameKind:
         """The frame's kind, as the user re-classified it or as read from its header."""
@@ -289,10 +290,10 @@ class Intake:
 
 
 def intake(paths: Sequence, cancel: CancelToken | None = None, medians: bool = True,
-           ) -> Generator[Progress, None, Intake]:
+           hdus: dict[str, int] | None = None) -> Generator[Progress, None, Intake]:
     """Read files and folders (recursively) from their headers; vet pixels only where a file could be
     unusable; measure medians from sampled rows (for a listing) unless told not to; yield Progress per
-    file. Frames stay on disk until their pixels are needed."""
+    file. ``hdus`` maps a file name to the image HDU to use. Frames stay on disk until needed."""
     from pathlib import Path
 
     from .display import quick_median
@@ -304,7 +305,7 @@ def intake(paths: Sequence, cancel: CancelToken | None = None, medians: bool = T
     found = Intake()
     for index, path in enumerate(files, start=1):
         cancel.check()
-        frames, problems = fitsio.read_frames([path], lazy=True)
+        frames, problems = fitsio.read_frames([path], lazy=True, hdus=hdus)
         frames, unusable = fitsio.check_pixels(frames)
         for frame in frames if medians else ():
             found.medians[id(frame)] = quick_median(fitsio.sample_pixels(frame))
@@ -425,9 +426,15 @@ def estimate_run(plan: Plan, recipe: Recipe) -> Estimate:
         one = estimate(len(master.inputs), ny, nx, options, from_disk=from_disk)
         seconds += one.seconds
         peak = max(peak, one.peak_bytes)
+    cleaning = 0.0
+    if recipe.cosmic_rays != "off":
+        method = recipe.cosmic_rays
+        if method == "auto":
+            method = "lacosmic" if masks.astroscrappy_available() else "median"
+        cleaning = masks.COSMIC_SECONDS_PER_PIXEL[method]
     for steps in plan.lights:
         ny, nx = steps.frame.shape
-        seconds += ny * nx * 4e-9
+        seconds += ny * nx * (4e-9 + cleaning)
     masters_bytes = sum(m.inputs[0].frame.shape[0] * m.inputs[0].frame.shape[1] * 4 for m in plan.masters)
     return Estimate(seconds, peak + masters_bytes)
 
