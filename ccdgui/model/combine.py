@@ -251,11 +251,6 @@ def _sorted_rows(cube: np.ndarray, overwrite: bool = False) -> list[np.ndarray]:
     return rows
 
 
-def _sort_frames(cube: np.ndarray) -> np.ndarray:
-    """The stack sorted along the frame axis, as one array."""
-    return np.stack(_sorted_rows(cube))
-
-
 def _sum_rows(rows: Sequence[np.ndarray]) -> np.ndarray:
     """Sum of the rows, added in order (as a reduction over the frame axis does)."""
     total = rows[0].astype(np.float32, copy=True)

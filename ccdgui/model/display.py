@@ -161,10 +161,6 @@ class Pyramid:
         self.levels: list[np.ndarray] = [data]
         self.smallest = smallest
 
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.levels[0].shape[:2]
-
     def level(self, k: int) -> np.ndarray:
         while len(self.levels) <= k and min(self.levels[-1].shape[:2]) >= 2 * self.smallest:
             self.levels.append(bin2(self.levels[-1]))

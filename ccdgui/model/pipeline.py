@@ -375,8 +375,10 @@ def execute(plan: Plan, recipe: Recipe, cancel: CancelToken | None = None,
 def _clean_and_mask(frame: Frame, steps: FrameSteps, built: dict[int, Frame], recipe: Recipe,
                     cache: dict[int, tuple]) -> Frame:
     """Cosmic rays cleaned (if asked), then bad pixels of the light's masters set to NaN (if asked)."""
-    mask = masks.combine_masks(*(_bad_pixels(master, built, recipe, cache)[0] for master in
-                                 (steps.dark, steps.flat) if master is not None))
+    found_in = [_bad_pixels(master, built, recipe, cache) for master in (steps.dark, steps.flat)
+                if master is not None]
+    found_in = [(mask, source) for mask, source in found_in if mask is not None]
+    mask = masks.combine_masks(*(mask for mask, _ in found_in))
     if recipe.cosmic_rays != "off":
         gain = float(frame.header.get("GAIN", 1.0) or 1.0)
         read_noise = float(frame.header.get("RDNOISE", 10.0) or 10.0)
@@ -385,8 +387,7 @@ def _clean_and_mask(frame: Frame, steps: FrameSteps, built: dict[int, Frame], re
         frame = frame.derive(cleaned, history=f"Cleaned {int(found.sum())} cosmic-ray pixels ({used})")
         frame.header["NCOSMIC"] = (int(found.sum()), f"cosmic-ray pixels cleaned ({used})")
     if mask is not None:
-        sources = "; ".join(_bad_pixels(m, built, recipe, cache)[1] for m in (steps.dark, steps.flat)
-                            if m is not None and _bad_pixels(m, built, recipe, cache)[0] is not None)
+        sources = "; ".join(source for _, source in found_in)
         frame = frame.derive(masks.apply_mask(frame.data, mask),
                              history=f"Set {int(mask.sum())} bad pixels to NaN ({sources})")
         frame.header["NBADPIX"] = (int(mask.sum()), "bad pixels set to NaN")

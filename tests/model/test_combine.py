@@ -149,11 +149,11 @@ def test_bad_inputs_are_one_line_errors(arrays, options, message):
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 20, 33])
 def test_sorting_network_sorts(n):
-    from ccdgui.model.combine import _sort_frames
+    from ccdgui.model.combine import _sorted_rows
 
     cube = np.random.default_rng(n).normal(0, 1, (n, 5, 7)).astype(np.float32)
     cube[:, 0, 0] = 3.0  # ties
-    np.testing.assert_array_equal(_sort_frames(cube), np.sort(cube, axis=0))
+    np.testing.assert_array_equal(np.stack(_sorted_rows(cube)), np.sort(cube, axis=0))
 
 
 @pytest.mark.parametrize("options", [
