@@ -198,20 +198,30 @@ def recipe_from_args(args: argparse.Namespace):
 
 
 def cmd_reduce(args: argparse.Namespace) -> int:
-    from .model import fitsio, pipeline
+    from .model.files import Checksums, iter_fits_paths
 
-    recipe = recipe_from_args(args)
+    started = time.perf_counter()
     indir: Path = args.indir
     outdir: Path = args.outdir
     if not indir.is_dir():
         raise CliError(f"input folder {indir} does not exist or is not a folder", EXIT_USAGE)
     if outdir.exists() and outdir.resolve() == indir.resolve():
         raise CliError("the output folder must differ from the input folder", EXIT_USAGE)
-    report = (lambda *a: None) if args.quiet else _progress
-    started = time.perf_counter()
-    paths = fitsio.iter_fits_paths(indir)
+    paths = iter_fits_paths(indir)
     if outdir.resolve().is_relative_to(indir.resolve()):
         paths = [p for p in paths if not p.resolve().is_relative_to(outdir.resolve())]
+    # the inputs' checksums (for recipe.json) are taken on another core while the rest loads and runs
+    with Checksums([] if args.dry_run else paths) as checksums:
+        return _reduce(args, paths, checksums, started)
+
+
+def _reduce(args: argparse.Namespace, paths: list[Path], checksums, started: float) -> int:
+    from .model import pipeline
+
+    recipe = recipe_from_args(args)
+    indir: Path = args.indir
+    outdir: Path = args.outdir
+    report = (lambda *a: None) if args.quiet else _progress
     # headers now; pixels band by band later
     found = _drive(pipeline.intake(paths, medians=False, hdus=recipe.hdu_overrides), lambda *a: None)
     frames, quarantined = found.frames, found.problems
@@ -234,7 +244,8 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     if not result.masters and not result.calibrated:
         raise CliError("nothing to do: no bias, dark, flat or light frames were recognised in "
                        f"{indir} ({len(frames)} unclassified)")
-    _drive(pipeline.save_results(result, recipe, frames, quarantined, outdir), lambda *a: None)
+    _drive(pipeline.save_results(result, recipe, frames, quarantined, outdir, checksums=checksums),
+           lambda *a: None)
     print(f"ccdgui: {len(result.masters)} master(s), {len(result.calibrated)} calibrated frame(s) in "
           f"{outdir} ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
     return 0

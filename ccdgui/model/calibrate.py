@@ -83,10 +83,13 @@ def flat_norm_value(master_flat: Frame, normalise: str = "mean") -> float:
     return value
 
 
-def flat_correct(frame: Frame, master_flat: Frame, normalise: str = "mean") -> Frame:
-    """frame / (master flat / its mean): the result keeps the frame's overall level."""
+def flat_correct(frame: Frame, master_flat: Frame, normalise: str = "mean", norm: float | None = None,
+                 ) -> Frame:
+    """frame / (master flat / its mean): the result keeps the frame's overall level. ``norm``, when
+    given, is the flat's ``flat_norm_value`` computed once for many frames."""
     _check_shapes(frame, master_flat, "master flat")
-    norm = flat_norm_value(master_flat, normalise)
+    if norm is None:
+        norm = flat_norm_value(master_flat, normalise)
     flat = master_flat.data / np.float32(norm)
     with np.errstate(divide="ignore", invalid="ignore"):
         data = frame.data / flat

@@ -19,6 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+try:  # the compiled band reduction (built with the package when a C compiler is present)
+    from ccdgui.model import _stack
+except ImportError:  # pragma: no cover - exercised where no compiler was available
+    _stack = None
+
 MAD_TO_SIGMA = 1.482602218505602  # 1 / Φ⁻¹(3/4), as astropy.stats.mad_std
 BAND_BYTES = 2 * 1024 * 1024     # one band of the whole stack: its working rows stay in a 1 MB L2 cache
 METHODS = ("average", "median", "sum")
@@ -65,8 +70,10 @@ class CombineResult:
 
 # --- per-frame scale factors -----------------------------------------------------------------------------
 def _finite_stat(array: np.ndarray, stat) -> float:
-    data = np.asarray(array, dtype=np.float32)
-    finite = data[np.isfinite(data)]
+    data = np.asarray(array, dtype=np.float32).reshape(-1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        all_finite = bool(np.isfinite(data.sum()))  # an overflow only costs the filtering below
+    finite = data if all_finite else data[np.isfinite(data)]
     if finite.size == 0:
         raise ValueError("cannot scale a frame with no finite pixel")
     value = float(stat(finite))
@@ -75,9 +82,22 @@ def _finite_stat(array: np.ndarray, stat) -> float:
     return value
 
 
+def median_of(values: np.ndarray) -> np.float32:
+    """np.median of a 1-D float32 array, the same value, about 4× faster: one partition at the middle
+    (numpy partitions at both middle positions) and the largest value below it for an even count."""
+    n = values.size
+    middle = n // 2
+    part = np.partition(values, middle)
+    high = part[middle]
+    if n % 2:
+        return high
+    low = part[:middle].max()
+    return (low + high) / np.float32(2)  # np.median's mean of the two, in float32
+
+
 def inverse_median_scales(arrays: Sequence[np.ndarray]) -> list[float]:
     """1 / median of each frame (finite pixels), e.g. to bring flats to a common level."""
-    return [1.0 / _finite_stat(a, np.median) for a in arrays]
+    return [1.0 / _finite_stat(a, median_of) for a in arrays]
 
 
 def inverse_mean_scales(arrays: Sequence[np.ndarray]) -> list[float]:
@@ -158,6 +178,63 @@ def _reduce_band(cube: np.ndarray, options: CombineOptions) -> tuple[np.ndarray,
     if finite and (options.reject != "sigma" or options.sigma_iterations == 1):
         return _reduce_sorted_band(cube, options, overwrite=True)
     return _reduce_masked_band(cube, options)
+
+
+def _compiled_applies(n: int, options: CombineOptions) -> bool:
+    """The compiled kernel does the sorted path (one clipping pass at most) for up to MAX_FRAMES frames."""
+    return (_stack is not None and n <= _stack.MAX_FRAMES and options.sigma_iterations == 1
+            and (options.method == "median" or options.reject != "none"))
+
+
+_METHOD_CODES = {"average": 0, "median": 1, "sum": 2}
+_REJECT_CODES = {"none": 0, "sigma": 1, "minmax": 2}
+
+
+@functools.lru_cache(maxsize=64)
+def _network_array(n: int, plain_median: bool) -> np.ndarray:
+    if plain_median:
+        pairs = [(i, j) for i, j, _, _ in selection_network(n, tuple(sorted({(n - 1) // 2, n // 2})))]
+    else:
+        pairs = list(sorting_network(n))
+    return np.asarray(pairs, dtype=np.int32).reshape(-1, 2)
+
+
+def _reduce_compiled(rows: Sequence[np.ndarray], scales: np.ndarray | None, options: CombineOptions,
+                     ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The sorted path in compiled code, the same float32 operations as ``_reduce_sorted_band``: one
+    contiguous float32 band per frame, scaled as it is read. None if a value is not finite."""
+    n = len(rows)
+    data = np.empty(rows[0].shape, dtype=np.float32)
+    count = np.empty(rows[0].shape, dtype=np.uint16)
+    network = _network_array(n, options.method == "median" and options.reject == "none")
+    finite = _stack.reduce_band(
+        rows, scales, network, data, count, _METHOD_CODES[options.method], _REJECT_CODES[options.reject],
+        options.sigma_center == "mean", options.sigma_spread == "std", options.sigma_low,
+        options.sigma_high, options.minmax_low, options.minmax_high, MAD_TO_SIGMA)
+    return (data, count) if finite else None
+
+
+def _is_float32_rows(array) -> bool:
+    """Row slices of this input can go to the compiled kernel as they are (no conversion, no copy)."""
+    return (isinstance(array, np.ndarray) and array.dtype == np.float32 and array.dtype.isnative
+            and array.flags.c_contiguous)
+
+
+def _reduce_rows(arrays, scales, start: int, stop: int, options: CombineOptions,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Combine rows start..stop-1 of every input: compiled straight from native float32 inputs when it
+    can, else from a converted band; a band with a value that is not finite takes the general path."""
+    if _compiled_applies(len(arrays), options):
+        if all(_is_float32_rows(a) for a in arrays):
+            factors = None if scales is None else np.asarray(scales, dtype=np.float32)
+            result = _reduce_compiled([a[start:stop] for a in arrays], factors, options)
+        else:
+            cube = _read_band(arrays, scales, start, stop)
+            result = _reduce_compiled(cube, None, options)
+        if result is not None:
+            return result
+        return _reduce_masked_band(_read_band(arrays, scales, start, stop), options)
+    return _reduce_band(_read_band(arrays, scales, start, stop), options)
 
 
 def _reduce_masked_band(cube: np.ndarray, options: CombineOptions) -> tuple[np.ndarray, np.ndarray]:
@@ -322,8 +399,9 @@ def _run_statistic_each(sorted_cube: np.ndarray, start: np.ndarray, stop: np.nda
     empty = count <= 0
     if method == "median":
         safe = np.maximum(count, 1)
-        low = np.take_along_axis(sorted_cube, (start + (safe - 1) // 2)[None], axis=0)[0]
-        high = np.take_along_axis(sorted_cube, (start + safe // 2)[None], axis=0)[0]
+        top = sorted_cube.shape[0] - 1  # an empty run (set to NaN below) may start past the end
+        low = np.take_along_axis(sorted_cube, np.minimum(start + (safe - 1) // 2, top)[None], axis=0)[0]
+        high = np.take_along_axis(sorted_cube, np.minimum(start + safe // 2, top)[None], axis=0)[0]
         result = (low + high) * np.float32(0.5)
     else:
         index = np.arange(sorted_cube.shape[0]).reshape((-1,) + (1,) * (sorted_cube.ndim - 1))
@@ -390,8 +468,8 @@ def _reduce_sorted_band(cube: np.ndarray, options: CombineOptions, overwrite: bo
 
 # --- what a combine will cost --------------------------------------------------------------------------
 #: Seconds per frame-pixel on the 2-core reference machine (benchmarks/README.md): sorting-network
-#: statistics and rejection; a plain average or sum; reading rows from a file.
-SECONDS_PER_PIXEL = {"sorted": 6.5e-9, "plain": 1.5e-9, "read": 1.5e-9}
+#: statistics and rejection (compiled kernel, numpy); a plain average or sum; reading rows from a file.
+SECONDS_PER_PIXEL = {"compiled": 1.8e-9, "sorted": 6.5e-9, "plain": 1.5e-9, "read": 1.5e-9}
 
 
 @dataclass
@@ -409,7 +487,8 @@ def estimate(n_frames: int, ny: int, nx: int, options: CombineOptions = CombineO
     bands in flight (two threads, two bands queued each, a few working copies), the result and counts."""
     pixels = n_frames * ny * nx
     sorted_work = options.method == "median" or options.reject != "none"
-    seconds = pixels * SECONDS_PER_PIXEL["sorted" if sorted_work else "plain"]
+    kind = ("compiled" if _compiled_applies(n_frames, options) else "sorted") if sorted_work else "plain"
+    seconds = pixels * SECONDS_PER_PIXEL[kind]
     if from_disk:
         seconds += pixels * SECONDS_PER_PIXEL["read"]
     stack = 0 if from_disk else pixels * 4
@@ -466,7 +545,7 @@ def iter_combine(arrays: Sequence[np.ndarray], options: CombineOptions = Combine
 
     def work(start: int) -> int:
         stop = min(start + rows, ny)
-        out[start:stop], count[start:stop] = _reduce_band(_read_band(arrays, scales, start, stop), options)
+        out[start:stop], count[start:stop] = _reduce_rows(arrays, scales, start, stop, options)
         return stop
 
     workers = min(2, os.cpu_count() or 1, len(starts))

@@ -23,10 +23,9 @@ import numpy as np
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyWarning
 
+from .files import FITS_SUFFIXES, is_fits_name, iter_fits_paths  # noqa: F401  (part of this API)
 from .frame import Frame, add_history
 from .library import classify, header_notes
-
-FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz", ".fz", ".gz")
 
 # Cards describing the stored array; they are rewritten for float32 output and never inherited.
 _STRUCTURAL = {"SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "EXTEND", "PCOUNT",
@@ -47,11 +46,6 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.path.name}: {self.reason}"
-
-
-def is_fits_name(path: Path) -> bool:
-    name = path.name.lower()
-    return name.endswith(FITS_SUFFIXES) and not name.startswith(".")
 
 
 def _image_hdu_index(hdul: fits.HDUList) -> int:
@@ -303,12 +297,6 @@ def _one_line(exc: Exception) -> str:
     if "no simple card" in lowered or "empty or corrupt" in lowered or "header missing end" in lowered:
         return "not a FITS file (no valid header)"
     return text[:200]
-
-
-def iter_fits_paths(folder: str | os.PathLike) -> list[Path]:
-    """FITS-like files below ``folder`` (recursive), sorted by path."""
-    root = Path(folder)
-    return sorted(p for p in root.rglob("*") if p.is_file() and is_fits_name(p))
 
 
 def read_frames(paths: Iterable[str | os.PathLike], lazy: bool = False, hdus: dict[str, int] | None = None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import tempfile
@@ -22,6 +23,7 @@ from .combine import (
     inverse_median_scales,
     iter_combine,
 )
+from .files import Checksums
 from .frame import Frame, FrameKind, add_history
 
 
@@ -335,15 +337,16 @@ def execute(plan: Plan, recipe: Recipe, cancel: CancelToken | None = None,
     with tempfile.TemporaryDirectory(prefix="ccdgui-stack-") as scratch:
         for master in plan.masters:
             spill = _stack_bytes(master) > recipe.stack_memory_mb * 2**20
-            inputs = []
-            for steps in master.inputs:
-                cancel.check()
+
+            def prepare(steps: FrameSteps, spill=spill) -> Frame:
                 prepared = _apply(steps, built, recipe, with_flat=False)
                 if prepared is not steps.frame:
                     steps.frame.release()
                     if spill:
                         prepared = fitsio.spill(prepared, scratch)
-                inputs.append(prepared)
+                return prepared
+
+            inputs = list(_two_at_a_time(prepare, master.inputs, cancel))
             scales = (_flat_scales(inputs, recipe.flat_scaling) if master.kind is FrameKind.MASTER_FLAT
                       else None)
             label = f"{master.kind.value.split()[-1]} ({master.name})"
@@ -352,22 +355,34 @@ def execute(plan: Plan, recipe: Recipe, cancel: CancelToken | None = None,
             result.masters.append(built[id(master)])
             for frame in inputs:
                 frame.release()
-    for steps in plan.lights:
-        cancel.check()
-        yield meter.step(1, f"Calibrating {steps.frame.name}")
-        result.problems.extend(f"light {steps.frame.name}: {note}" for note in steps.notes)
+    norms = _flat_norms(plan, built, recipe)
+    for steps in plan.lights:  # masks are found once per master, before the lights share them
+        for master in (steps.dark, steps.flat):
+            if master is not None and not steps.skip:
+                _bad_pixels(master, built, recipe, bad_pixels)
+
+    def calibrated_light(steps: FrameSteps) -> Frame | str | None:
+        """The calibrated frame, or why it could not be made, or None for a light to skip."""
         if steps.skip:
-            continue
+            return None
         try:
-            calibrated = _apply(steps, built, recipe, with_flat=True)
+            calibrated = _apply(steps, built, recipe, with_flat=True, norms=norms)
         except calibrate.CalibrationError as exc:
-            result.problems.append(f"light {steps.frame.name}: not calibrated: {exc}")
-            continue
+            return f"light {steps.frame.name}: not calibrated: {exc}"
         finally:
             steps.frame.release()
         calibrated = _clean_and_mask(calibrated, steps, built, recipe, bad_pixels)
         calibrated.kind = FrameKind.CALIBRATED
-        result.calibrated.append(calibrated)
+        return calibrated
+
+    done = _two_at_a_time(calibrated_light, plan.lights, cancel)
+    for steps, calibrated in zip(plan.lights, done, strict=True):
+        yield meter.step(1, f"Calibrated {steps.frame.name}")
+        result.problems.extend(f"light {steps.frame.name}: {note}" for note in steps.notes)
+        if isinstance(calibrated, str):
+            result.problems.append(calibrated)
+        elif calibrated is not None:
+            result.calibrated.append(calibrated)
     yield Progress(1.0, "Done")
     return result
 
@@ -440,7 +455,41 @@ def estimate_run(plan: Plan, recipe: Recipe) -> Estimate:
     return Estimate(seconds, peak + masters_bytes)
 
 
-def _apply(steps: FrameSteps, built: dict[int, Frame], recipe: Recipe, with_flat: bool) -> Frame:
+def _two_at_a_time(function, items: Sequence, cancel: CancelToken) -> Generator:
+    """``function(item)`` for each item, two running at a time on threads (numpy and file reads release
+    the GIL); the results in order. Cancel is checked between items; at most two are then finished."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        waiting = iter(items)
+        pending = deque(pool.submit(function, item) for item in itertools.islice(waiting, 2))
+        try:
+            while pending:
+                cancel.check()
+                done = pending.popleft().result()
+                for item in itertools.islice(waiting, 1):
+                    pending.append(pool.submit(function, item))
+                yield done
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _flat_norms(plan: Plan, built: dict[int, Frame], recipe: Recipe) -> dict[int, float | Exception]:
+    """Each master flat's normalisation value, computed once (or the error a light will report)."""
+    norms: dict[int, float | Exception] = {}
+    for master in plan.masters:
+        if master.kind is FrameKind.MASTER_FLAT and id(master) in built:
+            try:
+                norms[id(master)] = calibrate.flat_norm_value(built[id(master)], recipe.flat_normalise)
+            except calibrate.CalibrationError as exc:
+                norms[id(master)] = exc
+    return norms
+
+
+def _apply(steps: FrameSteps, built: dict[int, Frame], recipe: Recipe, with_flat: bool,
+           norms: dict[int, float | Exception] | None = None) -> Frame:
     """Apply the planned bias, dark (and flat) to one frame; returns a new frame."""
     out = steps.frame
     if steps.raw_dark is not None:
@@ -450,7 +499,10 @@ def _apply(steps: FrameSteps, built: dict[int, Frame], recipe: Recipe, with_flat
     if steps.dark is not None:
         out = calibrate.subtract_dark(out, built[id(steps.dark)], scale=recipe.scale_dark)
     if with_flat and steps.flat is not None:
-        out = calibrate.flat_correct(out, built[id(steps.flat)], recipe.flat_normalise)
+        norm = (norms or {}).get(id(steps.flat))
+        if isinstance(norm, Exception):
+            raise norm
+        out = calibrate.flat_correct(out, built[id(steps.flat)], recipe.flat_normalise, norm)
     return out
 
 
@@ -602,17 +654,6 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]+", "_", text).strip("_") or "x"
 
 
-def sha256_of(path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def software_versions() -> dict[str, str]:
     import platform
 
@@ -625,14 +666,16 @@ def software_versions() -> dict[str, str]:
             "astropy": astropy.__version__}
 
 
-def provenance(recipe: Recipe, frames: Sequence[Frame], quarantined: Sequence, result: Result) -> dict:
-    """What went into a reduction and what came out: options, inputs with checksums, versions."""
+def provenance(recipe: Recipe, frames: Sequence[Frame], quarantined: Sequence, result: Result,
+               digests: Sequence[str] | None = None) -> dict:
+    """What went into a reduction and what came out: options, inputs with checksums (``digests``: the
+    sha256 of each frame that has a file, in order, if already known), versions."""
     import datetime
-    from concurrent.futures import ThreadPoolExecutor
 
     with_path = [f for f in frames if f.path is not None]
-    with ThreadPoolExecutor(max_workers=2) as pool:  # hashing releases the GIL
-        digests = list(pool.map(sha256_of, [f.path for f in with_path]))
+    if digests is None:
+        with Checksums([f.path for f in with_path], workers=2) as checksums:
+            digests = [checksums.of(f.path) for f in with_path]
 
     return {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -649,10 +692,12 @@ def provenance(recipe: Recipe, frames: Sequence[Frame], quarantined: Sequence, r
 
 
 def save_results(result: Result, recipe: Recipe, frames: Sequence[Frame], quarantined: Sequence,
-                 outdir, cancel: CancelToken | None = None) -> Generator[Progress, None, list]:
+                 outdir, cancel: CancelToken | None = None, checksums: Checksums | None = None,
+                 ) -> Generator[Progress, None, list]:
     """Write masters to ``outdir/masters/``, calibrated frames to ``outdir/calibrated/`` (original file
     names) and ``outdir/recipe.json``; each file atomically, never over an input. Yields Progress,
-    returns the paths written. Files written before a cancel are complete and stay."""
+    returns the paths written. Files written before a cancel are complete and stay. The inputs'
+    checksums come from ``checksums`` if it was started earlier, else are computed during the writes."""
     import os
     from pathlib import Path
 
@@ -667,17 +712,22 @@ def save_results(result: Result, recipe: Recipe, frames: Sequence[Frame], quaran
         folder, frame = job
         return fitsio.write_frame(frame, outdir / folder / frame.name, overwrite=True, protect=inputs)
 
-    with ThreadPoolExecutor(max_workers=2) as pool:  # encoding, writing and fsync overlap
+    own_checksums = checksums is None
+    checksums = checksums or Checksums(inputs)  # on a third thread while the outputs are written
+    with ThreadPoolExecutor(max_workers=4) as pool:  # two encode while two wait on fsync
         pending = [pool.submit(write, job) for job in jobs]
         try:
             for index, (future, (folder, frame)) in enumerate(zip(pending, jobs, strict=True), start=1):
                 written.append(future.result())
                 yield Progress(index / (len(jobs) + 1), f"Wrote {folder}/{frame.name}")
                 cancel.check()
+            digests = [checksums.of(path) for path in inputs]
         finally:
             for future in pending:
                 future.cancel()  # files not yet started are not written; started ones complete
-    record = json.dumps(provenance(recipe, frames, quarantined, result), indent=2) + "\n"
+            if own_checksums:
+                checksums.close()
+    record = json.dumps(provenance(recipe, frames, quarantined, result, digests), indent=2) + "\n"
     recipe_path = outdir / "recipe.json"
     outdir.mkdir(parents=True, exist_ok=True)
     partial = recipe_path.with_name(".recipe.json.part")

@@ -193,3 +193,96 @@ def test_pruned_selection_network_finds_the_middle_values(n):
     for k in outputs:
         np.testing.assert_array_equal(picked[k], expected[k])
     assert len(selection_network(n, outputs)) <= len(sorting_network(n))
+
+
+# --- the compiled kernel -----------------------------------------------------------------------------
+def _compiled_module():
+    from ccdgui.model import combine as engine
+
+    if engine._stack is None:
+        pytest.skip("the compiled kernel was not built here (no C compiler at install time)")
+    return engine
+
+
+def test_compiled_kernel_is_built_where_a_compiler_is():
+    import shutil
+
+    from ccdgui.model import combine as engine
+
+    if not any(shutil.which(cc) for cc in ("cc", "gcc", "clang")):
+        pytest.skip("no C compiler on this machine")
+    assert engine._stack is not None, "ccdgui.model._stack missing: reinstall with pip install -e ."
+
+
+ALL_OPTIONS = [CombineOptions(method=m, reject=r, sigma_center=c, sigma_spread=s, sigma_low=low,
+                              sigma_high=0.8 * low, minmax_low=nlow, minmax_high=nhigh)
+               for m in ("average", "median", "sum") for r in ("sigma", "minmax", "none")
+               for c, s in (("median", "mad_std"), ("mean", "std")) for low in (5.0, 1.5)
+               for nlow, nhigh in ((1, 1), (2, 0), (40, 40))]
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8, 11, 20, 33, 64])
+def test_compiled_kernel_equals_numpy_exactly(n):
+    """Same float32 operations in the same order: identical values and counts, ties and outliers too."""
+    engine = _compiled_module()
+    rng = np.random.default_rng(n)
+    cube = rng.normal(1000, 10, (n, 7, 37)).astype(np.float32)  # 259 pixels: 4 blocks, one partial
+    cube.flat[rng.integers(0, cube.size, cube.size // 20)] += rng.choice([-400, 600], cube.size // 20)
+    cube[:, 0, :5] = 3.0
+    tried = 0
+    for options in ALL_OPTIONS:
+        if not engine._compiled_applies(n, options):
+            continue
+        before = cube.copy()
+        data, count = engine._reduce_compiled(list(cube), None, options)
+        expected, expected_count = engine._reduce_sorted_band(cube.copy(), options)
+        np.testing.assert_array_equal(cube, before)
+        np.testing.assert_array_equal(data, expected, err_msg=str(options))
+        np.testing.assert_array_equal(count, expected_count, err_msg=str(options))
+        tried += 1
+    assert tried == 84  # all but the plain average and sum, which need no sorting
+
+
+def test_compiled_combine_equals_numpy_combine_with_scales_nans_and_odd_inputs(noisy_stack, monkeypatch):
+    engine = _compiled_module()
+    frames = [f.copy() for f in noisy_stack]
+    frames[3][5, 7] = np.nan
+    frames[4][9, :] = np.inf  # a band that is not all finite goes the general way
+    scales = [1.0 + 0.03 * i for i in range(len(frames))]
+    kinds = {"float32": frames, "big-endian": [f.astype(">f4") for f in frames]}
+    options = [CombineOptions(), CombineOptions(method="median"),
+               CombineOptions(method="median", reject="none"), CombineOptions(reject="minmax", minmax_low=2),
+               CombineOptions(method="sum", sigma_center="mean", sigma_spread="std")]
+    compiled = {(kind, o): engine.combine(arrays, o, scales)
+                for kind, arrays in kinds.items() for o in options}
+    monkeypatch.setattr(engine, "_stack", None)
+    for (kind, o), result in compiled.items():
+        expected = engine.combine(kinds[kind], o, scales)
+        np.testing.assert_array_equal(result.data, expected.data, err_msg=f"{kind} {o}")
+        np.testing.assert_array_equal(result.count, expected.count, err_msg=f"{kind} {o}")
+    assert np.isnan(frames[3][5, 7]) and np.isinf(frames[4][9, 0])  # inputs untouched
+
+
+def test_compiled_kernel_rejects_inconsistent_buffers():
+    engine = _compiled_module()
+    rows = [np.zeros(10, np.float32)] * 3
+    network = engine._network_array(3, False)
+    with pytest.raises(ValueError, match="bytes, expected"):
+        engine._stack.reduce_band(rows, None, network, np.empty(9, np.float32), np.empty(10, np.uint16),
+                                  0, 1, 0, 0, 5.0, 5.0, 1, 1, 1.48)
+    with pytest.raises(ValueError, match="network refers"):
+        engine._stack.reduce_band(rows, None, engine._network_array(5, False), np.empty(10, np.float32),
+                                  np.empty(10, np.uint16), 0, 1, 0, 0, 5.0, 5.0, 1, 1, 1.48)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 11, 100_000, 100_001])
+def test_median_of_equals_numpy_median(n):
+    from ccdgui.model.combine import median_of
+
+    rng = np.random.default_rng(n)
+    ties = np.round(rng.normal(0, 3, n)).astype(np.float32)
+    for values in (rng.normal(1000, 10, n).astype(np.float32), ties):
+        before = values.copy()
+        expected = np.median(values)
+        assert median_of(values) == expected and median_of(values).dtype == np.float32
+        np.testing.assert_array_equal(values, before)  # partitions a copy

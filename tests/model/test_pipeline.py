@@ -217,3 +217,32 @@ def test_user_reclassification_is_part_of_the_recipe(night):
     result, _ = run(night.frames, recipe)
     assert len(result.calibrated) == 3 and lights[0].kind is FrameKind.LIGHT
     assert any("unknown type not used" in p for p in result.problems)
+
+
+def test_two_at_a_time_keeps_order_and_stops_on_cancel():
+    import threading
+    import time
+
+    from ccdgui.model.pipeline import CancelToken, Cancelled, _two_at_a_time
+
+    running, most = set(), [0]
+    lock = threading.Lock()
+
+    def work(item):
+        with lock:
+            running.add(item)
+            most[0] = max(most[0], len(running))
+        time.sleep(0.02 * (item % 3))  # finish out of order
+        with lock:
+            running.discard(item)
+        return item * item
+
+    assert list(_two_at_a_time(work, range(9), CancelToken())) == [i * i for i in range(9)]
+    assert most[0] == 2
+    cancel, started = CancelToken(), []
+    results = _two_at_a_time(lambda item: started.append(item) or item, range(100), cancel)
+    assert next(results) == 0
+    cancel.cancel()
+    with pytest.raises(Cancelled):
+        next(results)
+    assert len(started) <= 4  # nothing new starts after a cancel

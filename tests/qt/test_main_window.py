@@ -7,7 +7,7 @@ import pytest
 from astropy.stats import mad_std
 from PyQt6.QtCore import QTimer
 
-from ccdgui.model import pipeline
+from ccdgui.model import files, pipeline
 from ccdgui.model.frame import FrameKind
 from ccdgui.model.pipeline import Recipe
 from ccdgui.model.simulate import SimParams, simulate_night
@@ -217,7 +217,7 @@ def test_open_calibrate_save_leaves_inputs_byte_identical_and_outputs_valid(qtbo
     night.mkdir()
     for frame in simulate_night(SimParams(nx=64, ny=48, n_bias=3, n_dark=3, n_flat=3, n_light=2)).frames:
         fitsio.write_frame(frame, night / frame.name)
-    before = {p.name: pipeline.sha256_of(p) for p in night.iterdir()}
+    before = {p.name: files.sha256_of(p) for p in night.iterdir()}
     window.open_paths([night])
     wait_idle(qtbot, window)
     assert "Calibrate: 3 masters" in window.estimate_label.text()
@@ -233,7 +233,7 @@ def test_open_calibrate_save_leaves_inputs_byte_identical_and_outputs_valid(qtbo
     assert sorted(p.name for p in (out / "calibrated").iterdir()) == ["light_r_000.fits", "light_r_001.fits"]
     record = json.loads((out / "recipe.json").read_text())
     assert {i["sha256"] for i in record["inputs"]} == set(before.values())
-    assert {p.name: pipeline.sha256_of(p) for p in night.iterdir()} == before  # inputs untouched
+    assert {p.name: files.sha256_of(p) for p in night.iterdir()} == before  # inputs untouched
     assert not list(out.rglob("*.part"))
     if shutil.which("fitsverify"):
         for path in out.rglob("*.fits"):

@@ -1,0 +1,338 @@
+/* Compiled band reduction for the combine engine (ccdgui.model.combine).
+ *
+ * One call reduces one band of a stack whose values are all finite: a C-contiguous float32 cube of
+ * n frames x P pixels. Pixels are taken LANES at a time into a block that stays in L1 cache; the block
+ * is sorted along the frame axis by a sorting network (comparators given by the caller) as element-wise
+ * min/max over the lanes, which the compiler turns into SIMD instructions; then median, spread, bounds,
+ * the run of kept values and its statistic are computed per lane.
+ *
+ * Every float operation is the one the numpy implementation in combine.py performs, in the same order
+ * and in float32, so both give identical results (build with floating-point contraction off).
+ * The interpreter lock is released while a band is reduced, so two bands run on two cores.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define LANES 64
+#define MAX_FRAMES 64
+
+/* Where the compiler can build one copy for AVX2 and one for any x86-64 and pick at load time. */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
+#define SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#define INLINE static inline __attribute__((always_inline))
+#else
+#define SIMD_CLONES
+#define INLINE static inline
+#endif
+
+enum { METHOD_AVERAGE = 0, METHOD_MEDIAN = 1, METHOD_SUM = 2 };
+enum { REJECT_NONE = 0, REJECT_SIGMA = 1, REJECT_MINMAX = 2 };
+
+typedef struct {
+    int method, reject, centre_is_mean, spread_is_std, minmax_low, minmax_high;
+    float sigma_low, sigma_high, mad_to_sigma;
+} Options;
+
+typedef struct {
+    int n;                     /* frames */
+    Py_ssize_t npix;           /* pixels in the band */
+    const float *rows[MAX_FRAMES];
+    float scales[MAX_FRAMES];  /* applied to every value as it is loaded (1 = none) */
+    const int32_t *pairs;      /* sorting-network comparators (i, j): min to i, max to j */
+    Py_ssize_t npairs;
+    float *data;
+    uint16_t *count;
+} Band;
+
+typedef float Block[MAX_FRAMES][LANES];
+
+INLINE void compare_exchange(float *restrict a, float *restrict b)
+{
+    for (int k = 0; k < LANES; k++) {
+        float x = a[k], y = b[k];
+        float low = y < x ? y : x, high = y < x ? x : y;
+        a[k] = low;
+        b[k] = high;
+    }
+}
+
+/* Load lanes [base, base + lanes) of every frame, scaled; unused lanes get zeros. Returns 0 if a value
+ * is not finite. */
+INLINE int load_block(Block v, const Band *band, Py_ssize_t base, int lanes)
+{
+    uint32_t special = 0;  /* any value whose exponent bits are all ones: inf or NaN */
+    for (int i = 0; i < band->n; i++) {
+        const float *src = band->rows[i] + base;
+        float *dst = v[i];
+        float scale = band->scales[i];
+        if (scale == 1.0f)
+            memcpy(dst, src, (size_t)lanes * sizeof(float));
+        else
+            for (int k = 0; k < lanes; k++)
+                dst[k] = src[k] * scale;
+        for (int k = 0; k < lanes; k++) {
+            uint32_t bits;
+            memcpy(&bits, &dst[k], sizeof bits);
+            special |= (uint32_t)((bits & 0x7f800000u) == 0x7f800000u);
+        }
+        for (int k = lanes; k < LANES; k++)
+            dst[k] = 0.0f;
+    }
+    return special == 0;
+}
+
+/* Per lane, the sum of rows start..stop-1 added in order (as numpy adds the rows of a sorted stack). */
+INLINE void rows_sum(Block v, int start, int stop, float *out)
+{
+    for (int k = 0; k < LANES; k++)
+        out[k] = v[start][k];
+    for (int i = start + 1; i < stop; i++)
+        for (int k = 0; k < LANES; k++)
+            out[k] += v[i][k];
+}
+
+/* Per lane, the k-th smallest (1-based) |x - median| of the sorted values: deviations below the median
+ * grow downwards, those above it upwards, so it is a selection from two sorted sequences. */
+INLINE void kth_deviation(Block v, int n, const float *median, int kth, float *out)
+{
+    int half = n / 2, above = n - half;
+    int first = kth - above > 0 ? kth - above : 0, last = half < kth ? half : kth;
+    for (int k = 0; k < LANES; k++)
+        out[k] = INFINITY;
+    for (int i = first; i <= last; i++) {
+        if (i == 0) {
+            for (int k = 0; k < LANES; k++) {
+                float candidate = v[half + kth - 1][k] - median[k];
+                out[k] = candidate < out[k] ? candidate : out[k];
+            }
+        } else if (i == kth) {
+            for (int k = 0; k < LANES; k++) {
+                float candidate = median[k] - v[half - kth][k];
+                out[k] = candidate < out[k] ? candidate : out[k];
+            }
+        } else {
+            for (int k = 0; k < LANES; k++) {
+                float a = median[k] - v[half - i][k], b = v[half + kth - i - 1][k] - median[k];
+                float candidate = a > b ? a : b;
+                out[k] = candidate < out[k] ? candidate : out[k];
+            }
+        }
+    }
+}
+
+/* Centre and spread of each lane for sigma clipping (astropy sigma_clip with one pass). */
+INLINE void clip_bounds(Block v, int n, const Options *o, const float *median, const float *total,
+                        float *low, float *high)
+{
+    float mean[LANES], spread[LANES];
+    for (int k = 0; k < LANES; k++)
+        mean[k] = total[k] / (float)n;
+    if (o->spread_is_std) {
+        for (int k = 0; k < LANES; k++) {
+            float d = v[0][k] - mean[k];
+            spread[k] = d * d;
+        }
+        for (int i = 1; i < n; i++)
+            for (int k = 0; k < LANES; k++) {
+                float d = v[i][k] - mean[k];
+                spread[k] += d * d;
+            }
+        for (int k = 0; k < LANES; k++)
+            spread[k] = sqrtf(spread[k] / (float)n);
+    } else {
+        kth_deviation(v, n, median, n / 2 + 1, spread);
+        if (n % 2 == 0) {
+            float lower[LANES];
+            kth_deviation(v, n, median, n / 2, lower);
+            for (int k = 0; k < LANES; k++)
+                spread[k] = (lower[k] + spread[k]) * 0.5f;
+        }
+        for (int k = 0; k < LANES; k++)
+            spread[k] *= o->mad_to_sigma;
+    }
+    for (int k = 0; k < LANES; k++) {
+        float centre = o->centre_is_mean ? mean[k] : median[k];
+        low[k] = centre - o->sigma_low * spread[k];
+        high[k] = centre + o->sigma_high * spread[k];
+    }
+}
+
+/* The statistic of lane k's run of sorted values start..stop-1 (NaN and count 0 when empty). */
+INLINE void run_statistic(Block v, int k, int start, int stop, int method, float *data, uint16_t *count)
+{
+    int kept = stop - start;
+    *count = (uint16_t)(kept > 0 ? kept : 0);
+    if (kept <= 0) {
+        *data = NAN;
+    } else if (method == METHOD_MEDIAN) {
+        *data = (v[start + (kept - 1) / 2][k] + v[start + kept / 2][k]) * 0.5f;
+    } else {
+        float total = v[start][k];
+        for (int i = start + 1; i < stop; i++)
+            total += v[i][k];
+        *data = method == METHOD_AVERAGE ? total / (float)kept : total;
+    }
+}
+
+INLINE void reduce_block(Block v, int n, const Options *o, float *data, uint16_t *count, int lanes)
+{
+    float median[LANES], total[LANES], low[LANES], high[LANES];
+    if (o->reject != REJECT_SIGMA) {  /* the same run for every pixel */
+        int start = o->reject == REJECT_MINMAX ? (o->minmax_low < n ? o->minmax_low : n) : 0;
+        int stop = o->reject == REJECT_MINMAX ? (n - o->minmax_high > 0 ? n - o->minmax_high : 0) : n;
+        int kept = stop - start;
+        if (kept <= 0 || o->method == METHOD_MEDIAN) {
+            for (int k = 0; k < lanes; k++)
+                run_statistic(v, k, start, stop, o->method, &data[k], &count[k]);
+            return;
+        }
+        rows_sum(v, start, stop, total);
+        for (int k = 0; k < lanes; k++) {
+            data[k] = o->method == METHOD_AVERAGE ? total[k] / (float)kept : total[k];
+            count[k] = (uint16_t)kept;
+        }
+        return;
+    }
+    for (int k = 0; k < LANES; k++)
+        median[k] = (v[(n - 1) / 2][k] + v[n / 2][k]) * 0.5f;
+    int need_total = o->method != METHOD_MEDIAN || o->centre_is_mean || o->spread_is_std;
+    if (need_total)
+        rows_sum(v, 0, n, total);
+    clip_bounds(v, n, o, median, total, low, high);
+    for (int k = 0; k < lanes; k++) {
+        if (v[0][k] < low[k] || v[n - 1][k] > high[k]) {  /* some value is rejected: count them */
+            int start = 0, stop = 0;
+            for (int i = 0; i < n; i++) {
+                start += v[i][k] < low[k];
+                stop += v[i][k] <= high[k];
+            }
+            run_statistic(v, k, start, stop, o->method, &data[k], &count[k]);
+        } else {
+            data[k] = o->method == METHOD_MEDIAN ? median[k]
+                      : o->method == METHOD_AVERAGE ? total[k] / (float)n : total[k];
+            count[k] = (uint16_t)n;
+        }
+    }
+}
+
+/* The whole band, block by block; 0 if a value is not finite (outputs then partly written). */
+SIMD_CLONES static int reduce_blocks(const Band *band, const Options *o, Block v)
+{
+    for (Py_ssize_t base = 0; base < band->npix; base += LANES) {
+        int lanes = band->npix - base < LANES ? (int)(band->npix - base) : LANES;
+        if (!load_block(v, band, base, lanes))
+            return 0;
+        for (Py_ssize_t p = 0; p < band->npairs; p++)
+            compare_exchange(v[band->pairs[2 * p]], v[band->pairs[2 * p + 1]]);
+        reduce_block(v, band->n, o, band->data + base, band->count + base, lanes);
+    }
+    return 1;
+}
+
+static int get_buffer(PyObject *object, Py_buffer *view, int writable, Py_ssize_t length, const char *what)
+{
+    if (PyObject_GetBuffer(object, view, writable ? PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS : PyBUF_C_CONTIGUOUS))
+        return -1;
+    if (length >= 0 && view->len != length) {
+        PyErr_Format(PyExc_ValueError, "reduce_band: %s has %zd bytes, expected %zd", what, view->len,
+                     length);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+/* reduce_band(rows, scales, network, data, count, method, reject, centre_is_mean, spread_is_std,
+ *             sigma_low, sigma_high, minmax_low, minmax_high, mad_to_sigma) -> bool
+ * rows: a sequence of n float32 buffers of the band (one per frame, as many pixels as data); scales:
+ * None or a float32 buffer of n factors; network: int32 comparator pairs; data (float32) and count
+ * (uint16): outputs. False when a value is not finite: the caller then takes the general path. */
+static PyObject *reduce_band(PyObject *self, PyObject *args)
+{
+    PyObject *rows_object, *scales_object, *network_object, *data_object, *count_object;
+    Options o;
+    if (!PyArg_ParseTuple(args, "OOOOOiiiiffiif", &rows_object, &scales_object, &network_object, &data_object,
+                          &count_object, &o.method, &o.reject, &o.centre_is_mean, &o.spread_is_std,
+                          &o.sigma_low, &o.sigma_high, &o.minmax_low, &o.minmax_high, &o.mad_to_sigma))
+        return NULL;
+    PyObject *rows = PySequence_Fast(rows_object, "reduce_band: rows must be a sequence");
+    if (rows == NULL)
+        return NULL;
+    Band band;
+    Py_buffer views[MAX_FRAMES], scales = {0}, network = {0}, data = {0}, count = {0};
+    int held = 0, finite = -2;
+    band.n = (int)PySequence_Fast_GET_SIZE(rows);
+    if (band.n < 1 || band.n > MAX_FRAMES) {
+        PyErr_Format(PyExc_ValueError, "reduce_band: 1 to %d frames, not %d", MAX_FRAMES, band.n);
+        goto done;
+    }
+    if (get_buffer(data_object, &data, 1, -1, "data"))
+        goto done;
+    band.npix = data.len / (Py_ssize_t)sizeof(float);
+    if (get_buffer(count_object, &count, 1, band.npix * (Py_ssize_t)sizeof(uint16_t), "count"))
+        goto done;
+    if (get_buffer(network_object, &network, 0, -1, "network"))
+        goto done;
+    for (; held < band.n; held++)
+        if (get_buffer(PySequence_Fast_GET_ITEM(rows, held), &views[held], 0,
+                       band.npix * (Py_ssize_t)sizeof(float), "a row"))
+            goto done;
+    if (scales_object != Py_None
+        && get_buffer(scales_object, &scales, 0, band.n * (Py_ssize_t)sizeof(float), "scales"))
+        goto done;
+    for (int i = 0; i < band.n; i++) {
+        band.rows[i] = views[i].buf;
+        band.scales[i] = scales.obj ? ((const float *)scales.buf)[i] : 1.0f;
+    }
+    band.pairs = network.buf;
+    band.npairs = network.len / (Py_ssize_t)(2 * sizeof(int32_t));
+    for (Py_ssize_t p = 0; p < 2 * band.npairs; p++)
+        if (band.pairs[p] < 0 || band.pairs[p] >= band.n) {
+            PyErr_SetString(PyExc_ValueError, "reduce_band: network refers to a frame that is not there");
+            goto done;
+        }
+    band.data = data.buf;
+    band.count = count.buf;
+    Py_BEGIN_ALLOW_THREADS
+    Block *v = PyMem_RawMalloc(sizeof(Block));
+    finite = v == NULL ? -1 : reduce_blocks(&band, &o, *v);
+    PyMem_RawFree(v);
+    Py_END_ALLOW_THREADS
+    if (finite == -1)
+        PyErr_NoMemory();
+done:
+    for (int i = 0; i < held; i++)
+        PyBuffer_Release(&views[i]);
+    if (scales.obj)
+        PyBuffer_Release(&scales);
+    if (network.obj)
+        PyBuffer_Release(&network);
+    if (count.obj)
+        PyBuffer_Release(&count);
+    if (data.obj)
+        PyBuffer_Release(&data);
+    Py_DECREF(rows);
+    return finite >= 0 ? PyBool_FromLong(finite) : NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"reduce_band", reduce_band, METH_VARARGS,
+     "Reduce one band of a float32 stack (a row buffer per frame) into data and count; False if a "
+     "value is not finite."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_stack", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__stack(void)
+{
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddIntConstant(m, "MAX_FRAMES", MAX_FRAMES) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
