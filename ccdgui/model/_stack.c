@@ -16,6 +16,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(_MSC_VER)
+#define restrict __restrict
+#endif
+
 #define LANES 64
 #define MAX_FRAMES 64
 
@@ -48,6 +52,8 @@ typedef struct {
 } Band;
 
 typedef float Block[MAX_FRAMES][LANES];
+
+#include "_networks.h"  /* SORTS[n], MEDIANS[n]: the same networks, unrolled, for n <= UNROLLED_MAX */
 
 INLINE void compare_exchange(float *restrict a, float *restrict b)
 {
@@ -221,12 +227,18 @@ INLINE void reduce_block(Block v, int n, const Options *o, float *data, uint16_t
 /* The whole band, block by block; 0 if a value is not finite (outputs then partly written). */
 SIMD_CLONES static int reduce_blocks(const Band *band, const Options *o, Block v)
 {
+    Network unrolled = NULL;  /* else the caller's comparators, one row pass each */
+    if (band->n >= 2 && band->n <= UNROLLED_MAX)
+        unrolled = (o->method == METHOD_MEDIAN && o->reject == REJECT_NONE ? MEDIANS : SORTS)[band->n];
     for (Py_ssize_t base = 0; base < band->npix; base += LANES) {
         int lanes = band->npix - base < LANES ? (int)(band->npix - base) : LANES;
         if (!load_block(v, band, base, lanes))
             return 0;
-        for (Py_ssize_t p = 0; p < band->npairs; p++)
-            compare_exchange(v[band->pairs[2 * p]], v[band->pairs[2 * p + 1]]);
+        if (unrolled != NULL)
+            unrolled(v);
+        else
+            for (Py_ssize_t p = 0; p < band->npairs; p++)
+                compare_exchange(v[band->pairs[2 * p]], v[band->pairs[2 * p + 1]]);
         reduce_block(v, band->n, o, band->data + base, band->count + base, lanes);
     }
     return 1;

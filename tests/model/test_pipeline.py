@@ -223,7 +223,7 @@ def test_two_at_a_time_keeps_order_and_stops_on_cancel():
     import threading
     import time
 
-    from ccdgui.model.pipeline import CancelToken, Cancelled, _two_at_a_time
+    from ccdgui.model.pipeline import Cancelled, CancelToken, _two_at_a_time
 
     running, most = set(), [0]
     lock = threading.Lock()
