@@ -40,10 +40,20 @@ typedef struct {
     float sigma_low, sigma_high, mad_to_sigma;
 } Options;
 
+/* How a frame's band is stored: native float32, or as in a FITS file (big-endian), decoded on loading
+ * exactly as numpy would convert it (value * BSCALE + BZERO in float32). */
+typedef struct {
+    char kind;       /* f native float32; F >f4, D >f8, h >i2, i >i4, B u1 */
+    float bscale, bzero;
+    int has_blank;   /* an integer value meaning "no data" (BLANK): the band then has a NaN */
+    long long blank;
+} Decode;
+
 typedef struct {
     int n;                     /* frames */
     Py_ssize_t npix;           /* pixels in the band */
-    const float *rows[MAX_FRAMES];
+    const unsigned char *rows[MAX_FRAMES];
+    Decode decode[MAX_FRAMES];
     float scales[MAX_FRAMES];  /* applied to every value as it is loaded (1 = none) */
     const int32_t *pairs;      /* sorting-network comparators (i, j): min to i, max to j */
     Py_ssize_t npairs;
@@ -65,20 +75,100 @@ INLINE void compare_exchange(float *restrict a, float *restrict b)
     }
 }
 
-/* Load lanes [base, base + lanes) of every frame, scaled; unused lanes get zeros. Returns 0 if a value
- * is not finite. */
+static inline uint16_t swap16(uint16_t x) { return (uint16_t)((x >> 8) | (x << 8)); }
+static inline uint32_t swap32(uint32_t x)
+{
+    return (x >> 24) | ((x >> 8) & 0xff00u) | ((x << 8) & 0xff0000u) | (x << 24);
+}
+static inline uint64_t swap64(uint64_t x)
+{
+    return ((uint64_t)swap32((uint32_t)x) << 32) | swap32((uint32_t)(x >> 32));
+}
+
+static int item_size(char kind)
+{
+    switch (kind) {
+    case 'f': case 'F': case 'i': return 4;
+    case 'D': return 8;
+    case 'h': return 2;
+    case 'B': return 1;
+    default: return 0;
+    }
+}
+
+/* Values k of a stored band as float32; 1 if a BLANK value was met. */
+INLINE int decode_values(const unsigned char *src, const Decode *d, float *dst, int lanes)
+{
+    int blank = 0;
+    switch (d->kind) {
+    case 'f':
+        memcpy(dst, src, (size_t)lanes * sizeof(float));
+        break;
+    case 'F':
+        for (int k = 0; k < lanes; k++) {
+            uint32_t bits;
+            memcpy(&bits, src + 4 * k, 4);
+            bits = swap32(bits);
+            memcpy(&dst[k], &bits, 4);
+        }
+        break;
+    case 'D':
+        for (int k = 0; k < lanes; k++) {
+            uint64_t bits;
+            double value;
+            memcpy(&bits, src + 8 * k, 8);
+            bits = swap64(bits);
+            memcpy(&value, &bits, 8);
+            dst[k] = (float)value;
+        }
+        break;
+    case 'h':
+        for (int k = 0; k < lanes; k++) {
+            uint16_t bits;
+            memcpy(&bits, src + 2 * k, 2);
+            int16_t value = (int16_t)swap16(bits);
+            blank |= d->has_blank && value == d->blank;
+            dst[k] = (float)value;
+        }
+        break;
+    case 'i':
+        for (int k = 0; k < lanes; k++) {
+            uint32_t bits;
+            memcpy(&bits, src + 4 * k, 4);
+            int32_t value = (int32_t)swap32(bits);
+            blank |= d->has_blank && value == d->blank;
+            dst[k] = (float)value;
+        }
+        break;
+    case 'B':
+        for (int k = 0; k < lanes; k++) {
+            blank |= d->has_blank && src[k] == d->blank;
+            dst[k] = (float)src[k];
+        }
+        break;
+    }
+    if (d->bscale != 1.0f)
+        for (int k = 0; k < lanes; k++)
+            dst[k] *= d->bscale;
+    if (d->bzero != 0.0f)
+        for (int k = 0; k < lanes; k++)
+            dst[k] += d->bzero;
+    return blank;
+}
+
+/* Load lanes [base, base + lanes) of every frame, decoded and scaled; unused lanes get zeros. Returns 0
+ * if a value is not finite (or is BLANK). */
 INLINE int load_block(Block v, const Band *band, Py_ssize_t base, int lanes)
 {
     uint32_t special = 0;  /* any value whose exponent bits are all ones: inf or NaN */
     for (int i = 0; i < band->n; i++) {
-        const float *src = band->rows[i] + base;
+        const Decode *d = &band->decode[i];
         float *dst = v[i];
         float scale = band->scales[i];
-        if (scale == 1.0f)
-            memcpy(dst, src, (size_t)lanes * sizeof(float));
-        else
+        special |= (uint32_t)decode_values(band->rows[i] + base * item_size(d->kind), d, dst, lanes);
+        if (scale != 1.0f)
             for (int k = 0; k < lanes; k++)
-                dst[k] = src[k] * scale;
+                dst[k] *= scale;
         for (int k = 0; k < lanes; k++) {
             uint32_t bits;
             memcpy(&bits, &dst[k], sizeof bits);
@@ -244,6 +334,41 @@ SIMD_CLONES static int reduce_blocks(const Band *band, const Options *o, Block v
     return 1;
 }
 
+/* decode: None (every row native float32) or one (kind, bscale, bzero, blank or None) per frame. */
+static int parse_decode(PyObject *decode_object, Band *band)
+{
+    for (int i = 0; i < band->n; i++)
+        band->decode[i] = (Decode){'f', 1.0f, 0.0f, 0, 0};
+    if (decode_object == Py_None)
+        return 0;
+    PyObject *items = PySequence_Fast(decode_object, "reduce_band: decode must be a sequence");
+    if (items == NULL)
+        return -1;
+    int failed = PySequence_Fast_GET_SIZE(items) != band->n;
+    if (failed)
+        PyErr_SetString(PyExc_ValueError, "reduce_band: one decode entry per frame");
+    for (int i = 0; i < band->n && !failed; i++) {
+        Decode *d = &band->decode[i];
+        PyObject *blank;
+        const char *kind;
+        failed = !PyArg_ParseTuple(PySequence_Fast_GET_ITEM(items, i), "sffO", &kind, &d->bscale,
+                                   &d->bzero, &blank);
+        if (failed)
+            break;
+        d->kind = kind[0];
+        if (item_size(d->kind) == 0 || kind[1] != '\0') {
+            PyErr_Format(PyExc_ValueError, "reduce_band: unknown stored kind %s", kind);
+            failed = 1;
+        } else if (blank != Py_None) {
+            d->has_blank = 1;
+            d->blank = PyLong_AsLongLong(blank);
+            failed = d->blank == -1 && PyErr_Occurred();
+        }
+    }
+    Py_DECREF(items);
+    return failed ? -1 : 0;
+}
+
 static int get_buffer(PyObject *object, Py_buffer *view, int writable, Py_ssize_t length, const char *what)
 {
     if (PyObject_GetBuffer(object, view, writable ? PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS : PyBUF_C_CONTIGUOUS))
@@ -257,18 +382,20 @@ static int get_buffer(PyObject *object, Py_buffer *view, int writable, Py_ssize_
     return 0;
 }
 
-/* reduce_band(rows, scales, network, data, count, method, reject, centre_is_mean, spread_is_std,
- *             sigma_low, sigma_high, minmax_low, minmax_high, mad_to_sigma) -> bool
- * rows: a sequence of n float32 buffers of the band (one per frame, as many pixels as data); scales:
- * None or a float32 buffer of n factors; network: int32 comparator pairs; data (float32) and count
- * (uint16): outputs. False when a value is not finite: the caller then takes the general path. */
+/* reduce_band(rows, scales, decode, network, data, count, method, reject, centre_is_mean,
+ *             spread_is_std, sigma_low, sigma_high, minmax_low, minmax_high, mad_to_sigma) -> bool
+ * rows: a sequence of n buffers of the band (one per frame, as many pixels as data), native float32
+ * unless ``decode`` says how each is stored; scales: None or a float32 buffer of n factors applied
+ * after decoding; network: int32 comparator pairs; data (float32) and count (uint16): outputs.
+ * False when a value is not finite (or BLANK): the caller then takes the general path. */
 static PyObject *reduce_band(PyObject *self, PyObject *args)
 {
-    PyObject *rows_object, *scales_object, *network_object, *data_object, *count_object;
+    PyObject *rows_object, *scales_object, *decode_object, *network_object, *data_object, *count_object;
     Options o;
-    if (!PyArg_ParseTuple(args, "OOOOOiiiiffiif", &rows_object, &scales_object, &network_object, &data_object,
-                          &count_object, &o.method, &o.reject, &o.centre_is_mean, &o.spread_is_std,
-                          &o.sigma_low, &o.sigma_high, &o.minmax_low, &o.minmax_high, &o.mad_to_sigma))
+    if (!PyArg_ParseTuple(args, "OOOOOOiiiiffiif", &rows_object, &scales_object, &decode_object,
+                          &network_object, &data_object, &count_object, &o.method, &o.reject,
+                          &o.centre_is_mean, &o.spread_is_std, &o.sigma_low, &o.sigma_high, &o.minmax_low,
+                          &o.minmax_high, &o.mad_to_sigma))
         return NULL;
     PyObject *rows = PySequence_Fast(rows_object, "reduce_band: rows must be a sequence");
     if (rows == NULL)
@@ -288,9 +415,11 @@ static PyObject *reduce_band(PyObject *self, PyObject *args)
         goto done;
     if (get_buffer(network_object, &network, 0, -1, "network"))
         goto done;
+    if (parse_decode(decode_object, &band))
+        goto done;
     for (; held < band.n; held++)
         if (get_buffer(PySequence_Fast_GET_ITEM(rows, held), &views[held], 0,
-                       band.npix * (Py_ssize_t)sizeof(float), "a row"))
+                       band.npix * item_size(band.decode[held].kind), "a row"))
             goto done;
     if (scales_object != Py_None
         && get_buffer(scales_object, &scales, 0, band.n * (Py_ssize_t)sizeof(float), "scales"))

@@ -199,38 +199,58 @@ def _network_array(n: int, plain_median: bool) -> np.ndarray:
     return np.asarray(pairs, dtype=np.int32).reshape(-1, 2)
 
 
-def _reduce_compiled(rows: Sequence[np.ndarray], scales: np.ndarray | None, options: CombineOptions,
+def _reduce_compiled(rows: Sequence, scales: np.ndarray | None, options: CombineOptions,
+                     decode: Sequence[tuple] | None = None, shape: tuple[int, ...] | None = None,
                      ) -> tuple[np.ndarray, np.ndarray] | None:
     """The sorted path in compiled code, the same float32 operations as ``_reduce_sorted_band``: one
-    contiguous float32 band per frame, scaled as it is read. None if a value is not finite."""
+    contiguous band per frame, native float32 or stored as ``decode`` says (kind, BSCALE, BZERO, BLANK;
+    see ``fitsio.RawRows.decode``), scaled as it is read. None if a value is not finite."""
     n = len(rows)
-    data = np.empty(rows[0].shape, dtype=np.float32)
-    count = np.empty(rows[0].shape, dtype=np.uint16)
+    shape = shape or rows[0].shape
+    data = np.empty(shape, dtype=np.float32)
+    count = np.empty(shape, dtype=np.uint16)
     network = _network_array(n, options.method == "median" and options.reject == "none")
     finite = _stack.reduce_band(
-        rows, scales, network, data, count, _METHOD_CODES[options.method], _REJECT_CODES[options.reject],
-        options.sigma_center == "mean", options.sigma_spread == "std", options.sigma_low,
-        options.sigma_high, options.minmax_low, options.minmax_high, MAD_TO_SIGMA)
+        rows, scales, decode, network, data, count, _METHOD_CODES[options.method],
+        _REJECT_CODES[options.reject], options.sigma_center == "mean", options.sigma_spread == "std",
+        options.sigma_low, options.sigma_high, options.minmax_low, options.minmax_high, MAD_TO_SIGMA)
     return (data, count) if finite else None
 
 
-def _is_float32_rows(array) -> bool:
-    """Row slices of this input can go to the compiled kernel as they are (no conversion, no copy)."""
-    return (isinstance(array, np.ndarray) and array.dtype == np.float32 and array.dtype.isnative
-            and array.flags.c_contiguous)
+_NATIVE_FLOAT32 = ("f", 1.0, 0.0, None)
+
+
+def _compiled_sources(arrays, start: int, stop: int) -> tuple[list, list[tuple] | None] | None:
+    """Rows start..stop-1 of every input as the compiled kernel can take them without numpy converting
+    them first: slices of native float32 arrays, or the stored bytes of file rows with how to decode
+    them. None if an input is neither (the band is then converted by numpy)."""
+    rows, decode = [], []
+    for array in arrays:
+        if (isinstance(array, np.ndarray) and array.dtype == np.float32 and array.dtype.isnative
+                and array.flags.c_contiguous):
+            rows.append(array[start:stop])
+            decode.append(_NATIVE_FLOAT32)
+        elif getattr(array, "decode", None) is not None:
+            rows.append(array.read_raw(start, stop))
+            decode.append(array.decode)
+        else:
+            return None
+    return rows, (None if all(d is _NATIVE_FLOAT32 for d in decode) else decode)
 
 
 def _reduce_rows(arrays, scales, start: int, stop: int, options: CombineOptions,
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Combine rows start..stop-1 of every input: compiled straight from native float32 inputs when it
-    can, else from a converted band; a band with a value that is not finite takes the general path."""
+    """Combine rows start..stop-1 of every input: compiled straight from native float32 inputs or file
+    rows when it can, else from a band numpy converted; a band with a value that is not finite takes
+    the general path."""
     if _compiled_applies(len(arrays), options):
-        if all(_is_float32_rows(a) for a in arrays):
+        shape = (stop - start, np.shape(arrays[0])[1])
+        sources = _compiled_sources(arrays, start, stop)
+        if sources is not None:
             factors = None if scales is None else np.asarray(scales, dtype=np.float32)
-            result = _reduce_compiled([a[start:stop] for a in arrays], factors, options)
+            result = _reduce_compiled(sources[0], factors, options, sources[1], shape)
         else:
-            cube = _read_band(arrays, scales, start, stop)
-            result = _reduce_compiled(cube, None, options)
+            result = _reduce_compiled(_read_band(arrays, scales, start, stop), None, options)
         if result is not None:
             return result
         return _reduce_masked_band(_read_band(arrays, scales, start, stop), options)

@@ -13,6 +13,7 @@ and an input file never.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterable
@@ -95,6 +96,10 @@ def _scaled_float32(hdu, header: fits.Header) -> np.ndarray:
     return np.ascontiguousarray(data, dtype=np.float32)
 
 
+#: Stored dtypes the compiled combine kernel decodes itself (ccdgui/model/_stack.c), by dtype.str.
+_KERNEL_KINDS = {"<f4": "f", ">f4": "F", ">f8": "D", ">i2": "h", ">i4": "i", "|u1": "B"}
+
+
 class RawRows:
     """Rows of an uncompressed image in a file, read on demand with positioned reads and returned as
     native float32 physical values (× BSCALE + BZERO, BLANK → NaN).
@@ -145,8 +150,17 @@ class RawRows:
         self.read_into(start, stop, out)
         return out
 
-    def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
-        """Rows start…stop converted straight into ``out`` (float32, shape (stop − start, nx))."""
+    @property
+    def decode(self) -> tuple[str, float, float, int | None] | None:
+        """How the compiled combine kernel decodes ``read_raw`` bytes: (kind, BSCALE, BZERO, BLANK), or
+        None for a storage it does not know (numpy converts those)."""
+        kind = _KERNEL_KINDS.get(self.stored.str) if sys.byteorder == "little" else None
+        if kind is None:
+            return None
+        return kind, self.bscale, self.bzero, self.blank if self.stored.kind in "iu" else None
+
+    def read_raw(self, start: int, stop: int) -> bytes:
+        """Rows start…stop as stored in the file (one positioned read)."""
         row_bytes = self.shape[1] * self.stored.itemsize
         want = (stop - start) * row_bytes
         if self._fd is None:
@@ -154,6 +168,11 @@ class RawRows:
         buffer = os.pread(self._fd, want, self.offset + start * row_bytes)
         if len(buffer) != want:
             raise FrameError("truncated file: data shorter than the header says")
+        return buffer
+
+    def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
+        """Rows start…stop converted straight into ``out`` (float32, shape (stop − start, nx))."""
+        buffer = self.read_raw(start, stop)
         raw = np.frombuffer(buffer, dtype=self.stored).reshape(stop - start, self.shape[1])
         np.copyto(out, raw, casting="unsafe")
         if self.blank is not None and raw.dtype.kind in "iu":

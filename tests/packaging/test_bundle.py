@@ -81,6 +81,16 @@ def test_bundle_size(bundle):
     assert size_mb < 300
 
 
+def test_bundle_carries_the_compiled_combine_kernel(bundle):
+    """Built where a C compiler is (as here): the frozen app combines with the compiled kernel."""
+    from ccdgui.model import combine
+
+    if combine._stack is None:
+        pytest.skip("the kernel was not built in this checkout (no C compiler)")
+    kernels = list((bundle.parent / "_internal" / "ccdgui" / "model").glob("_stack*"))
+    assert len(kernels) == 1, kernels
+
+
 def test_unpacked_archive_runs_elsewhere(bundle, tmp_path):
     """The archive is self-contained: unpacked in another folder, the app runs without the build tree."""
     with tarfile.open(ARCHIVE) as archive:
