@@ -47,6 +47,7 @@ typedef struct {
     float bscale, bzero;
     int has_blank;   /* an integer value meaning "no data" (BLANK): the band then has a NaN */
     long long blank;
+    const float *offset;  /* NULL, or a float32 band subtracted after decoding (e.g. a master bias) */
 } Decode;
 
 typedef struct {
@@ -156,16 +157,28 @@ INLINE int decode_values(const unsigned char *src, const Decode *d, float *dst, 
     return blank;
 }
 
+/* The frame's prepared values: decoded, minus its offset band if it has one. */
+INLINE int prepare_values(const Band *band, int i, Py_ssize_t base, float *dst, int lanes)
+{
+    const Decode *d = &band->decode[i];
+    int blank = decode_values(band->rows[i] + base * item_size(d->kind), d, dst, lanes);
+    if (d->offset != NULL) {
+        const float *offset = d->offset + base;
+        for (int k = 0; k < lanes; k++)
+            dst[k] -= offset[k];
+    }
+    return blank;
+}
+
 /* Load lanes [base, base + lanes) of every frame, decoded and scaled; unused lanes get zeros. Returns 0
  * if a value is not finite (or is BLANK). */
 INLINE int load_block(Block v, const Band *band, Py_ssize_t base, int lanes)
 {
     uint32_t special = 0;  /* any value whose exponent bits are all ones: inf or NaN */
     for (int i = 0; i < band->n; i++) {
-        const Decode *d = &band->decode[i];
         float *dst = v[i];
         float scale = band->scales[i];
-        special |= (uint32_t)decode_values(band->rows[i] + base * item_size(d->kind), d, dst, lanes);
+        special |= (uint32_t)prepare_values(band, i, base, dst, lanes);
         if (scale != 1.0f)
             for (int k = 0; k < lanes; k++)
                 dst[k] *= scale;
@@ -334,41 +347,6 @@ SIMD_CLONES static int reduce_blocks(const Band *band, const Options *o, Block v
     return 1;
 }
 
-/* decode: None (every row native float32) or one (kind, bscale, bzero, blank or None) per frame. */
-static int parse_decode(PyObject *decode_object, Band *band)
-{
-    for (int i = 0; i < band->n; i++)
-        band->decode[i] = (Decode){'f', 1.0f, 0.0f, 0, 0};
-    if (decode_object == Py_None)
-        return 0;
-    PyObject *items = PySequence_Fast(decode_object, "reduce_band: decode must be a sequence");
-    if (items == NULL)
-        return -1;
-    int failed = PySequence_Fast_GET_SIZE(items) != band->n;
-    if (failed)
-        PyErr_SetString(PyExc_ValueError, "reduce_band: one decode entry per frame");
-    for (int i = 0; i < band->n && !failed; i++) {
-        Decode *d = &band->decode[i];
-        PyObject *blank;
-        const char *kind;
-        failed = !PyArg_ParseTuple(PySequence_Fast_GET_ITEM(items, i), "sffO", &kind, &d->bscale,
-                                   &d->bzero, &blank);
-        if (failed)
-            break;
-        d->kind = kind[0];
-        if (item_size(d->kind) == 0 || kind[1] != '\0') {
-            PyErr_Format(PyExc_ValueError, "reduce_band: unknown stored kind %s", kind);
-            failed = 1;
-        } else if (blank != Py_None) {
-            d->has_blank = 1;
-            d->blank = PyLong_AsLongLong(blank);
-            failed = d->blank == -1 && PyErr_Occurred();
-        }
-    }
-    Py_DECREF(items);
-    return failed ? -1 : 0;
-}
-
 static int get_buffer(PyObject *object, Py_buffer *view, int writable, Py_ssize_t length, const char *what)
 {
     if (PyObject_GetBuffer(object, view, writable ? PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS : PyBUF_C_CONTIGUOUS))
@@ -382,10 +360,53 @@ static int get_buffer(PyObject *object, Py_buffer *view, int writable, Py_ssize_
     return 0;
 }
 
+/* decode: None (every row native float32) or one (kind, bscale, bzero, blank or None[, offset]) per
+ * frame; an offset (a float32 buffer of the band's pixels) is held in ``offsets`` until released. */
+static int parse_decode(PyObject *decode_object, Band *band, Py_buffer *offsets)
+{
+    for (int i = 0; i < band->n; i++)
+        band->decode[i] = (Decode){'f', 1.0f, 0.0f, 0, 0, NULL};
+    if (decode_object == Py_None)
+        return 0;
+    PyObject *items = PySequence_Fast(decode_object, "reduce_band: decode must be a sequence");
+    if (items == NULL)
+        return -1;
+    int failed = PySequence_Fast_GET_SIZE(items) != band->n;
+    if (failed)
+        PyErr_SetString(PyExc_ValueError, "reduce_band: one decode entry per frame");
+    for (int i = 0; i < band->n && !failed; i++) {
+        Decode *d = &band->decode[i];
+        PyObject *blank, *offset = Py_None;
+        const char *kind;
+        failed = !PyArg_ParseTuple(PySequence_Fast_GET_ITEM(items, i), "sffO|O", &kind, &d->bscale,
+                                   &d->bzero, &blank, &offset);
+        if (failed)
+            break;
+        d->kind = kind[0];
+        if (item_size(d->kind) == 0 || kind[1] != '\0') {
+            PyErr_Format(PyExc_ValueError, "reduce_band: unknown stored kind %s", kind);
+            failed = 1;
+            break;
+        }
+        if (blank != Py_None) {
+            d->has_blank = 1;
+            d->blank = PyLong_AsLongLong(blank);
+            failed = d->blank == -1 && PyErr_Occurred();
+        }
+        if (!failed && offset != Py_None) {
+            failed = get_buffer(offset, &offsets[i], 0, band->npix * (Py_ssize_t)sizeof(float), "an offset");
+            d->offset = failed ? NULL : offsets[i].buf;
+        }
+    }
+    Py_DECREF(items);
+    return failed ? -1 : 0;
+}
+
+
 /* reduce_band(rows, scales, decode, network, data, count, method, reject, centre_is_mean,
  *             spread_is_std, sigma_low, sigma_high, minmax_low, minmax_high, mad_to_sigma) -> bool
  * rows: a sequence of n buffers of the band (one per frame, as many pixels as data), native float32
- * unless ``decode`` says how each is stored; scales: None or a float32 buffer of n factors applied
+ * unless ``decode`` says how each is stored (and which float32 band to subtract from it); scales: None or a float32 buffer of n factors applied
  * after decoding; network: int32 comparator pairs; data (float32) and count (uint16): outputs.
  * False when a value is not finite (or BLANK): the caller then takes the general path. */
 static PyObject *reduce_band(PyObject *self, PyObject *args)
@@ -401,7 +422,9 @@ static PyObject *reduce_band(PyObject *self, PyObject *args)
     if (rows == NULL)
         return NULL;
     Band band;
-    Py_buffer views[MAX_FRAMES], scales = {0}, network = {0}, data = {0}, count = {0};
+    Py_buffer views[MAX_FRAMES], offsets[MAX_FRAMES], scales = {0}, network = {0}, data = {0}, count = {0};
+    for (int i = 0; i < MAX_FRAMES; i++)
+        offsets[i].obj = NULL;
     int held = 0, finite = -2;
     band.n = (int)PySequence_Fast_GET_SIZE(rows);
     if (band.n < 1 || band.n > MAX_FRAMES) {
@@ -415,7 +438,7 @@ static PyObject *reduce_band(PyObject *self, PyObject *args)
         goto done;
     if (get_buffer(network_object, &network, 0, -1, "network"))
         goto done;
-    if (parse_decode(decode_object, &band))
+    if (parse_decode(decode_object, &band, offsets))
         goto done;
     for (; held < band.n; held++)
         if (get_buffer(PySequence_Fast_GET_ITEM(rows, held), &views[held], 0,
@@ -447,6 +470,9 @@ static PyObject *reduce_band(PyObject *self, PyObject *args)
 done:
     for (int i = 0; i < held; i++)
         PyBuffer_Release(&views[i]);
+    for (int i = 0; i < MAX_FRAMES; i++)
+        if (offsets[i].obj)
+            PyBuffer_Release(&offsets[i]);
     if (scales.obj)
         PyBuffer_Release(&scales);
     if (network.obj)

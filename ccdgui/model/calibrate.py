@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 
+from . import fitsio
 from .frame import Frame
 
 
@@ -29,10 +30,15 @@ def _mark(frame: Frame, keyword: str, value: str) -> None:
 
 
 def subtract_bias(frame: Frame, master_bias: Frame) -> Frame:
-    """frame − master bias."""
+    """frame − master bias. A frame whose pixels are still on disk stays there: the result reads its
+    rows and subtracts the bias band by band (so a stack of them is combined straight from the files)."""
     _check_shapes(frame, master_bias, "master bias")
-    out = frame.derive(frame.data - master_bias.data,
-                       history=f"Subtracted master bias {master_bias.name}")
+    history = f"Subtracted master bias {master_bias.name}"
+    if frame.rows is not None and not frame.loaded and not isinstance(frame.rows, fitsio.OffsetRows):
+        rows = fitsio.OffsetRows(frame.rows, master_bias.data)
+        out = frame.derive(None, history=history, rows=rows)
+    else:
+        out = frame.derive(frame.data - master_bias.data, history=history)
     _mark(out, "SUBBIAS", master_bias.name or "master bias")
     return out
 

@@ -232,7 +232,8 @@ def _compiled_sources(arrays, start: int, stop: int) -> tuple[list, list[tuple] 
             decode.append(_NATIVE_FLOAT32)
         elif getattr(array, "decode", None) is not None:
             rows.append(array.read_raw(start, stop))
-            decode.append(array.decode)
+            offset = getattr(array, "offset_rows", None)  # e.g. a master bias to subtract
+            decode.append(array.decode + ((offset(start, stop),) if offset is not None else ()))
         else:
             return None
     return rows, (None if all(d is _NATIVE_FLOAT32 for d in decode) else decode)

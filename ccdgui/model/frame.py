@@ -141,15 +141,18 @@ class Frame:
         return self._shape  # type: ignore[return-value]
 
     # --- making new frames ------------------------------------------------------------------
-    def derive(self, data: np.ndarray, history: str | None = None, kind: FrameKind | None = None,
-               name: str | None = None) -> Frame:
-        """A new frame with ``data``, a copy of this header plus one HISTORY line; self is untouched."""
+    def derive(self, data: np.ndarray | None, history: str | None = None, kind: FrameKind | None = None,
+               name: str | None = None, rows=None) -> Frame:
+        """A new frame with ``data``, a copy of this header plus one HISTORY line; self is untouched.
+        With ``rows`` instead of data (a row reader of the same shape), the new frame is lazy."""
         header = self.header.copy()
         if history:
             add_history(header, history)
-        return Frame(data=np.asarray(data, dtype=np.float32), header=header,
-                     kind=self.kind if kind is None else kind, path=None,
-                     name=self.name if name is None else name, guessed=self.guessed, notes=list(self.notes))
+        common = dict(header=header, kind=self.kind if kind is None else kind, path=None,
+                      name=self.name if name is None else name, guessed=self.guessed, notes=list(self.notes))
+        if data is None:
+            return Frame(loader=rows.read, shape=rows.shape, rows=rows, **common)
+        return Frame(data=np.asarray(data, dtype=np.float32), **common)
 
 
 def add_history(header: fits.Header, text: str) -> None:

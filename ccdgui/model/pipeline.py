@@ -342,7 +342,7 @@ def execute(plan: Plan, recipe: Recipe, cancel: CancelToken | None = None,
                 prepared = _apply(steps, built, recipe, with_flat=False)
                 if prepared is not steps.frame:
                     steps.frame.release()
-                    if spill:
+                    if spill and prepared.rows is None:  # else it is still read from its file
                         prepared = fitsio.spill(prepared, scratch)
                 return prepared
 

@@ -124,3 +124,38 @@ def test_estimate_counts_the_stack_only_when_it_is_in_memory():
     assert from_disk.peak_bytes < 600 * 2**20
     assert from_disk.seconds > in_memory.seconds > 1.0
     assert "MB" in str(from_disk) and "s" in str(from_disk)
+
+
+@pytest.mark.parametrize("compiled", [True, False], ids=["compiled", "numpy"])
+def test_bias_subtracted_frames_stay_on_disk_and_combine_exactly(tmp_path, monkeypatch, compiled):
+    """subtract_bias on a frame still on disk returns a lazy frame (rows minus bias, band by band) with
+    the same pixels and header as the eager verb; a stack of them combines to exactly the same master."""
+    from ccdgui.model import calibrate
+    from ccdgui.model.frame import Frame
+
+    if not compiled:
+        monkeypatch.setattr(combine, "_stack", None)
+    elif combine._stack is None:
+        pytest.skip("no compiled kernel here")
+    rng = np.random.default_rng(5)
+    bias = Frame(data=rng.normal(1000, 3, (41, 67)).astype(np.float32), name="master_bias.fits")
+    paths = [write(tmp_path / f"d{i}.fits", rng.integers(900, 1400, (41, 67)).astype(np.uint16),
+                   IMAGETYP="DARK", EXPTIME=60.0) for i in range(7)]
+    lazy_inputs, eager_inputs = [], []
+    for path in paths:
+        raw = fitsio.read_header_frame(path)
+        lazy = calibrate.subtract_bias(raw, bias)
+        assert not raw.loaded and not lazy.loaded and isinstance(lazy.stack_source(), fitsio.OffsetRows)
+        eager = calibrate.subtract_bias(fitsio.read_frame(path), bias)
+        assert eager.loaded and list(eager.header["HISTORY"]) == list(lazy.header["HISTORY"])
+        assert lazy.header["SUBBIAS"] == eager.header["SUBBIAS"] == "master_bias.fits"
+        np.testing.assert_array_equal(lazy.stack_source()[3:9], eager.data[3:9])
+        lazy_inputs.append(lazy)
+        eager_inputs.append(eager)
+    monkeypatch.setattr(combine, "BAND_BYTES", 7 * 67 * 4 * 5)  # several bands
+    for options in (CombineOptions(), CombineOptions(method="median", reject="none")):
+        streamed = combine.combine([f.stack_source() for f in lazy_inputs], options)
+        in_memory = combine.combine([f.data for f in eager_inputs], options)
+        np.testing.assert_array_equal(streamed.data, in_memory.data)
+        np.testing.assert_array_equal(streamed.count, in_memory.count)
+    np.testing.assert_array_equal(lazy_inputs[0].data, eager_inputs[0].data)  # loading it whole agrees
