@@ -29,14 +29,23 @@ def _mark(frame: Frame, keyword: str, value: str) -> None:
     frame.header[keyword] = (value[:68], "ccdgui calibration step")
 
 
+def _on_disk(frame: Frame) -> fitsio.ProcessedRows | None:
+    """The rows of a frame whose pixels are still on disk, as a chain of steps (else None). The verbs
+    below then return frames that stay on disk too: their steps run band by band when pixels are read
+    (so a stack of them is combined straight from the files, and a whole frame is made once)."""
+    if frame.loaded or frame.rows is None:
+        return None
+    rows = frame.rows
+    return rows if isinstance(rows, fitsio.ProcessedRows) else fitsio.ProcessedRows(rows)
+
+
 def subtract_bias(frame: Frame, master_bias: Frame) -> Frame:
-    """frame − master bias. A frame whose pixels are still on disk stays there: the result reads its
-    rows and subtracts the bias band by band (so a stack of them is combined straight from the files)."""
+    """frame − master bias."""
     _check_shapes(frame, master_bias, "master bias")
     history = f"Subtracted master bias {master_bias.name}"
-    if frame.rows is not None and not frame.loaded and not isinstance(frame.rows, fitsio.OffsetRows):
-        rows = fitsio.OffsetRows(frame.rows, master_bias.data)
-        out = frame.derive(None, history=history, rows=rows)
+    rows = _on_disk(frame)
+    if rows is not None:
+        out = frame.derive(None, history=history, rows=rows.then("subtract", master_bias.data))
     else:
         out = frame.derive(frame.data - master_bias.data, history=history)
     _mark(out, "SUBBIAS", master_bias.name or "master bias")
@@ -61,13 +70,16 @@ def subtract_dark(frame: Frame, master_dark: Frame, scale: bool = True) -> Frame
     """frame − master dark × (t_frame / t_dark). The master dark must be bias-subtracted."""
     _check_shapes(frame, master_dark, "master dark")
     factor = dark_scale_factor(frame, master_dark, scale)
-    if factor == 1.0:
-        data = frame.data - master_dark.data
-        note = f"Subtracted master dark {master_dark.name}"
+    note = f"Subtracted master dark {master_dark.name}"
+    if factor != 1.0:
+        note += f" scaled by {factor:.6g}"
+    rows = _on_disk(frame)
+    if rows is not None:
+        out = frame.derive(None, history=note, rows=rows.then("subtract", master_dark.data, factor))
+    elif factor == 1.0:
+        out = frame.derive(frame.data - master_dark.data, history=note)
     else:
-        data = frame.data - np.float32(factor) * master_dark.data
-        note = f"Subtracted master dark {master_dark.name} scaled by {factor:.6g}"
-    out = frame.derive(data, history=note)
+        out = frame.derive(frame.data - np.float32(factor) * master_dark.data, history=note)
     _mark(out, "SUBDARK", master_dark.name or "master dark")
     return out
 
@@ -97,10 +109,13 @@ def flat_correct(frame: Frame, master_flat: Frame, normalise: str = "mean", norm
     if norm is None:
         norm = flat_norm_value(master_flat, normalise)
     flat = master_flat.data / np.float32(norm)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        data = frame.data / flat
-    out = frame.derive(data, history=f"Divided by master flat {master_flat.name} normalised by its "
-                                     f"{normalise} {norm:.6g}")
+    note = f"Divided by master flat {master_flat.name} normalised by its {normalise} {norm:.6g}"
+    rows = _on_disk(frame)
+    if rows is not None:
+        out = frame.derive(None, history=note, rows=rows.then("divide", flat))
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = frame.derive(frame.data / flat, history=note)
     _mark(out, "FLATCOR", master_flat.name or "master flat")
     return out
 

@@ -183,44 +183,61 @@ class RawRows:
             out += np.float32(self.bzero)
 
 
-class OffsetRows:
-    """File rows minus a float32 image of the same shape (e.g. a master bias), worked out band by band as
-    they are read: a frame that only had a master subtracted can be combined straight from its file.
-    The compiled combine kernel decodes ``read_raw`` bytes and subtracts ``offset_rows`` itself."""
+class ProcessedRows:
+    """File rows with calibration steps applied band by band as they are read: subtract a float32 image
+    (times a factor) or divide by one, in order, with the same float32 operations as the whole-frame
+    verbs. A frame that only had masters applied stays on disk and can be combined from its file; the
+    compiled combine kernel decodes ``read_raw`` bytes and subtracts ``offset_rows`` itself when the only
+    step is one subtraction (a master bias)."""
 
     ndim = 2
     dtype = np.dtype(np.float32)
 
-    def __init__(self, rows: RawRows, offset: np.ndarray) -> None:
-        if tuple(offset.shape) != rows.shape:
-            raise ValueError(f"offset image {offset.shape} does not match rows {rows.shape}")
+    def __init__(self, rows: RawRows, steps: tuple = ()) -> None:
         self.rows = rows
-        self.offset = np.ascontiguousarray(offset, dtype=np.float32)
+        self.steps = steps  # (("subtract", image, factor) | ("divide", image, 1.0), ...)
         self.shape = rows.shape
+
+    def then(self, operation: str, image: np.ndarray, factor: float = 1.0) -> ProcessedRows:
+        """These rows with one more step (a new object; this one is unchanged)."""
+        if operation not in ("subtract", "divide") or tuple(image.shape) != self.shape:
+            raise ValueError(f"cannot {operation} an image of shape {image.shape} from rows {self.shape}")
+        image = np.ascontiguousarray(image, dtype=np.float32)
+        return ProcessedRows(self.rows, self.steps + ((operation, image, float(factor)),))
 
     @property
     def decode(self):
-        return self.rows.decode
+        single_subtraction = len(self.steps) == 1 and self.steps[0][0] == "subtract" and self.steps[0][2] == 1
+        return self.rows.decode if single_subtraction else None
 
     def read_raw(self, start: int, stop: int) -> bytes:
         return self.rows.read_raw(start, stop)
 
     def offset_rows(self, start: int, stop: int) -> np.ndarray:
-        return self.offset[start:stop]
+        return self.steps[0][1][start:stop]
+
+    def _apply(self, band: np.ndarray, start: int, stop: int) -> np.ndarray:
+        for operation, image, factor in self.steps:
+            part = image[start:stop]
+            if operation == "divide":
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    band /= part
+            elif factor == 1.0:
+                band -= part
+            else:
+                band -= np.float32(factor) * part
+        return band
 
     def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
         self.rows.read_into(start, stop, out)
-        out -= self.offset[start:stop]
+        self._apply(out, start, stop)
 
     def __getitem__(self, key) -> np.ndarray:
-        band = self.rows[key]
-        band -= self.offset[key]
-        return band
+        start, stop, _ = key.indices(self.shape[0])
+        return self._apply(self.rows[key], start, max(start, stop))
 
     def read(self) -> np.ndarray:
-        data = self.rows.read()
-        data -= self.offset
-        return data
+        return self._apply(self.rows.read(), 0, self.shape[0])
 
     def close(self) -> None:
         self.rows.close()

@@ -93,6 +93,15 @@ class Frame:
             return self._rows
         return self.data
 
+    def materialised(self) -> Frame:
+        """This frame with its pixels in memory for good (read now if on disk): independent of files."""
+        if self._loader is None:
+            return self
+        out = Frame(data=self.data, header=self.header, kind=self.kind, path=self.path, name=self.name,
+                    guessed=self.guessed, notes=self.notes)
+        out.hdu = self.hdu
+        return out
+
     def release(self) -> None:
         """Forget the pixels of a frame that can read them again."""
         if self._loader is not None:

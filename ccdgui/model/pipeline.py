@@ -338,11 +338,15 @@ def execute(plan: Plan, recipe: Recipe, cancel: CancelToken | None = None,
         for master in plan.masters:
             spill = _stack_bytes(master) > recipe.stack_memory_mb * 2**20
 
-            def prepare(steps: FrameSteps, spill=spill) -> Frame:
+            scaled = master.kind is FrameKind.MASTER_FLAT and recipe.flat_scaling != "none"
+
+            def prepare(steps: FrameSteps, spill=spill, scaled=scaled) -> Frame:
                 prepared = _apply(steps, built, recipe, with_flat=False)
                 if prepared is not steps.frame:
                     steps.frame.release()
-                    if spill and prepared.rows is None:  # else it is still read from its file
+                    if scaled and not spill:  # read whole once for its scale, then kept for the stack
+                        prepared = prepared.materialised()
+                    elif spill and prepared.rows is None:  # else it is still read from its file
                         prepared = fitsio.spill(prepared, scratch)
                 return prepared
 
@@ -366,7 +370,7 @@ def execute(plan: Plan, recipe: Recipe, cancel: CancelToken | None = None,
         if steps.skip:
             return None
         try:
-            calibrated = _apply(steps, built, recipe, with_flat=True, norms=norms)
+            calibrated = _apply(steps, built, recipe, with_flat=True, norms=norms).materialised()
         except calibrate.CalibrationError as exc:
             return f"light {steps.frame.name}: not calibrated: {exc}"
         finally:
