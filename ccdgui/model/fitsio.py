@@ -490,7 +490,8 @@ def write_frame(frame: Frame, path: str | os.PathLike, overwrite: bool = False,
         raise FileExistsError(f"{path} exists (choose another folder or allow overwriting)")
     header = _output_header(frame)
     add_history(header, f"Written by ccdgui {__version__}")
-    hdu = fits.PrimaryHDU(data=np.ascontiguousarray(frame.data, dtype=np.float32), header=header)
+    # a big-endian copy: astropy would otherwise byteswap the frame's own pixels in place while writing
+    hdu = fits.PrimaryHDU(data=frame.data.astype(">f4"), header=header)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
