@@ -26,8 +26,8 @@ class HistogramView(pg.PlotWidget):
         self.setLabel("bottom", "pixel value (ADU)")
         self.getAxis("bottom").enableAutoSIPrefix(False)
         self.setLabel("left", "pixels")
-        # top right: raw frames sit above calibrated ones (bias), so peaks are on the left, tails right
-        self.legend = self.addLegend(offset=(-10, 5), brush=pg.mkBrush(30, 31, 34, 220))
+        # top right (raw frames sit above calibrated ones, so peaks are on the left), curves show through
+        self.legend = self.addLegend(offset=(-10, 5), brush=pg.mkBrush(30, 31, 34, 150))
         self.legend.setZValue(20)
         self.raw_curve = self.plot([0, 1], [0], stepMode="center", pen=RAW_PEN, name="raw")
         self.calibrated_curve = self.plot([0, 1], [0], stepMode="center", pen=CALIBRATED_PEN,
