@@ -10,5 +10,5 @@ if sys.platform == "win32":
 else:  # same float32 operations as numpy: no fused multiply-add, no reassociation
     FLAGS = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"]
 
-setup(ext_modules=[Extension("ccdgui.model._stack", ["ccdgui/model/_stack.c"], extra_compile_args=FLAGS,
-                             optional=True)])
+setup(ext_modules=[Extension("ccdgui.model._stack", ["ccdgui/model/_stack.c"],
+                             depends=["ccdgui/model/_networks.h"], extra_compile_args=FLAGS, optional=True)])
