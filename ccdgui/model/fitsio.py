@@ -119,6 +119,7 @@ class RawRows:
         self.shape = (int(shape[0]), int(shape[1]))
         self.bscale, self.bzero, self.blank = float(bscale), float(bzero), blank
         self._fd: int | None = None  # kept open between band reads; close() releases it
+        self.decode = self._kernel_decode()  # asked for every band of a combine: worked out once
 
     @property
     def nbytes_stored(self) -> int:
@@ -150,8 +151,7 @@ class RawRows:
         self.read_into(start, stop, out)
         return out
 
-    @property
-    def decode(self) -> tuple[str, float, float, int | None] | None:
+    def _kernel_decode(self) -> tuple[str, float, float, int | None] | None:
         """How the compiled combine kernel decodes ``read_raw`` bytes: (kind, BSCALE, BZERO, BLANK), or
         None for a storage it does not know (numpy converts those)."""
         kind = _KERNEL_KINDS.get(self.stored.str) if sys.byteorder == "little" else None
@@ -197,6 +197,8 @@ class ProcessedRows:
         self.rows = rows
         self.steps = steps  # (("subtract", image, factor) | ("divide", image, 1.0), ...)
         self.shape = rows.shape
+        single_subtraction = len(steps) == 1 and steps[0][0] == "subtract" and steps[0][2] == 1
+        self.decode = rows.decode if single_subtraction else None  # the kernel's, as RawRows.decode
 
     def then(self, operation: str, image: np.ndarray, factor: float = 1.0) -> ProcessedRows:
         """These rows with one more step (a new object; this one is unchanged)."""
@@ -204,11 +206,6 @@ class ProcessedRows:
             raise ValueError(f"cannot {operation} an image of shape {image.shape} from rows {self.shape}")
         image = np.ascontiguousarray(image, dtype=np.float32)
         return ProcessedRows(self.rows, self.steps + ((operation, image, float(factor)),))
-
-    @property
-    def decode(self):
-        single_subtraction = len(self.steps) == 1 and self.steps[0][0] == "subtract" and self.steps[0][2] == 1
-        return self.rows.decode if single_subtraction else None
 
     def read_raw(self, start: int, stop: int) -> bytes:
         return self.rows.read_raw(start, stop)
