@@ -183,9 +183,13 @@ def make_plan(frames: Sequence[Frame], recipe: Recipe) -> Plan:
     prepared = [_prepare(frame, recipe, plan.notes) for frame in frames]
     by_kind = library.group_by(prepared, lambda f: f.kind)
     unknown = by_kind.get(FrameKind.UNKNOWN, [])
-    if unknown:
-        plan.notes.append(f"{len(unknown)} frame(s) of unknown type not used: "
-                          + ", ".join(f.name for f in unknown[:5]) + (" …" if len(unknown) > 5 else ""))
+    truth = [f for f in unknown if str(f.header.get("IMAGETYP", "")).strip().upper() == "TRUTH"]
+    others = [f for f in unknown if f not in truth]
+    for frames_left, what in ((truth, "simulation truth file(s) (IMAGETYP = TRUTH) left aside"),
+                              (others, "frame(s) of unknown type not used")):
+        if frames_left:
+            plan.notes.append(f"{len(frames_left)} {what}: " + ", ".join(f.name for f in frames_left[:5])
+                              + (" …" if len(frames_left) > 5 else ""))
 
     biases = {key: MasterPlan(FrameKind.MASTER_BIAS, key, [FrameSteps(f) for f in group], exptime=0.0)
               for key, group in library.group_by(by_kind.get(FrameKind.BIAS, []), library.camera_key).items()}

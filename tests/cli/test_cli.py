@@ -46,11 +46,14 @@ def test_simulate_writes_frames_and_truth(night):
     assert fits.getdata(night / "truth" / "sky_stars.fits").min() >= 19.9
 
 
-def test_reduce_end_to_end(night, tmp_path):
+def test_reduce_end_to_end(night, tmp_path, capsys):
     before = sha256s(night)
     out = tmp_path / "reduced"
     assert main(["reduce", str(night), str(out), "--combine", "median", "--sigma-low", "4"]) == 0
     assert sha256s(night) == before
+    said = capsys.readouterr().err  # the simulation's truth/ folder is named as such, not "unknown"
+    assert "2 simulation truth file(s) (IMAGETYP = TRUTH) left aside: flat.fits, sky_stars.fits" in said
+    assert "unknown type" not in said
     masters = sorted(p.name for p in (out / "masters").iterdir())
     assert masters == ["master_bias.fits", "master_dark_60s.fits", "master_flat_g.fits", "master_flat_r.fits"]
     calibrated = sorted(p.name for p in (out / "calibrated").iterdir())
