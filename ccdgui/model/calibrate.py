@@ -10,7 +10,6 @@ import re
 
 import numpy as np
 
-from . import fitsio
 from .frame import Frame
 
 
@@ -29,25 +28,81 @@ def _mark(frame: Frame, keyword: str, value: str) -> None:
     frame.header[keyword] = (value[:68], "ccdgui calibration step")
 
 
-def _on_disk(frame: Frame) -> fitsio.ProcessedRows | None:
-    """The rows of a frame whose pixels are still on disk, as a chain of steps (else None). The verbs
-    below then return frames that stay on disk too: their steps run band by band when pixels are read
-    (so a stack of them is combined straight from the files, and a whole frame is made once)."""
+def apply_step(data: np.ndarray, operation: str, image: np.ndarray, factor: float = 1.0,
+               out: np.ndarray | None = None) -> np.ndarray:
+    """One calibration step in float32: data − factor × image ("subtract") or data / image ("divide";
+    a zero gives inf/NaN quietly). Into ``out`` (which may be ``data``) or a new array."""
+    if operation == "divide":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.divide(data, image, out=out)
+    if factor == 1.0:
+        return np.subtract(data, image, out=out)
+    return np.subtract(data, np.float32(factor) * image, out=out)
+
+
+class ProcessedRows:
+    """File rows (fitsio.RawRows) with calibration steps applied band by band, in place, as they are
+    read — the same float32 operations as the verbs on a whole frame. A frame that only had masters
+    applied stays on disk and can be combined from its file; the compiled combine kernel decodes
+    ``read_raw`` bytes and subtracts ``offset_rows`` itself when the only step is one subtraction."""
+
+    ndim = 2
+    dtype = np.dtype(np.float32)
+
+    def __init__(self, rows, steps: tuple = ()) -> None:
+        self.rows = rows
+        self.steps = steps  # ((operation, image, factor), ...) for apply_step
+        self.shape = rows.shape
+        single_subtraction = len(steps) == 1 and steps[0][0] == "subtract" and steps[0][2] == 1
+        self.decode = rows.decode if single_subtraction else None  # the kernel's, as RawRows.decode
+
+    def then(self, operation: str, image: np.ndarray, factor: float = 1.0) -> ProcessedRows:
+        """These rows with one more step (a new object; this one is unchanged)."""
+        if operation not in ("subtract", "divide") or tuple(image.shape) != self.shape:
+            raise ValueError(f"cannot {operation} an image of shape {image.shape} from rows {self.shape}")
+        image = np.ascontiguousarray(image, dtype=np.float32)
+        return ProcessedRows(self.rows, self.steps + ((operation, image, float(factor)),))
+
+    def read_raw(self, start: int, stop: int) -> bytes:
+        return self.rows.read_raw(start, stop)
+
+    def offset_rows(self, start: int, stop: int) -> np.ndarray:
+        return self.steps[0][1][start:stop]
+
+    def _apply(self, band: np.ndarray, start: int, stop: int) -> np.ndarray:
+        for operation, image, factor in self.steps:
+            apply_step(band, operation, image[start:stop], factor, out=band)
+        return band
+
+    def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
+        self.rows.read_into(start, stop, out)
+        self._apply(out, start, stop)
+
+    def __getitem__(self, key) -> np.ndarray:
+        start, stop, _ = key.indices(self.shape[0])
+        return self._apply(self.rows[key], start, max(start, stop))
+
+    def read(self) -> np.ndarray:
+        return self._apply(self.rows.read(), 0, self.shape[0])
+
+    def close(self) -> None:
+        self.rows.close()
+
+
+def _step(frame: Frame, note: str, operation: str, image: np.ndarray, factor: float = 1.0) -> Frame:
+    """A new frame: ``frame`` after one step, recorded in HISTORY. A frame whose pixels are still on
+    disk stays there (its steps run band by band when pixels are read, so a stack of such frames is
+    combined straight from the files and a whole frame is made once); else the step runs now."""
     if frame.loaded or frame.rows is None:
-        return None
-    rows = frame.rows
-    return rows if isinstance(rows, fitsio.ProcessedRows) else fitsio.ProcessedRows(rows)
+        return frame.derive(apply_step(frame.data, operation, image, factor), history=note)
+    rows = frame.rows if isinstance(frame.rows, ProcessedRows) else ProcessedRows(frame.rows)
+    return frame.derive(None, history=note, rows=rows.then(operation, image, factor))
 
 
 def subtract_bias(frame: Frame, master_bias: Frame) -> Frame:
     """frame − master bias."""
     _check_shapes(frame, master_bias, "master bias")
-    history = f"Subtracted master bias {master_bias.name}"
-    rows = _on_disk(frame)
-    if rows is not None:
-        out = frame.derive(None, history=history, rows=rows.then("subtract", master_bias.data))
-    else:
-        out = frame.derive(frame.data - master_bias.data, history=history)
+    out = _step(frame, f"Subtracted master bias {master_bias.name}", "subtract", master_bias.data)
     _mark(out, "SUBBIAS", master_bias.name or "master bias")
     return out
 
@@ -73,13 +128,7 @@ def subtract_dark(frame: Frame, master_dark: Frame, scale: bool = True) -> Frame
     note = f"Subtracted master dark {master_dark.name}"
     if factor != 1.0:
         note += f" scaled by {factor:.6g}"
-    rows = _on_disk(frame)
-    if rows is not None:
-        out = frame.derive(None, history=note, rows=rows.then("subtract", master_dark.data, factor))
-    elif factor == 1.0:
-        out = frame.derive(frame.data - master_dark.data, history=note)
-    else:
-        out = frame.derive(frame.data - np.float32(factor) * master_dark.data, history=note)
+    out = _step(frame, note, "subtract", master_dark.data, factor)
     _mark(out, "SUBDARK", master_dark.name or "master dark")
     return out
 
@@ -110,12 +159,7 @@ def flat_correct(frame: Frame, master_flat: Frame, normalise: str = "mean", norm
         norm = flat_norm_value(master_flat, normalise)
     flat = master_flat.data / np.float32(norm)
     note = f"Divided by master flat {master_flat.name} normalised by its {normalise} {norm:.6g}"
-    rows = _on_disk(frame)
-    if rows is not None:
-        out = frame.derive(None, history=note, rows=rows.then("divide", flat))
-    else:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = frame.derive(frame.data / flat, history=note)
+    out = _step(frame, note, "divide", flat)
     _mark(out, "FLATCOR", master_flat.name or "master flat")
     return out
 

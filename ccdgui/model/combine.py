@@ -248,8 +248,7 @@ def _reduce_rows(arrays, scales, start: int, stop: int, options: CombineOptions,
         shape = (stop - start, np.shape(arrays[0])[1])
         sources = _compiled_sources(arrays, start, stop)
         if sources is not None:
-            factors = None if scales is None else np.asarray(scales, dtype=np.float32)
-            result = _reduce_compiled(sources[0], factors, options, sources[1], shape)
+            result = _reduce_compiled(sources[0], scales, options, sources[1], shape)
         else:
             result = _reduce_compiled(_read_band(arrays, scales, start, stop), None, options)
         if result is not None:
@@ -559,6 +558,8 @@ def iter_combine(arrays: Sequence[np.ndarray], options: CombineOptions = Combine
     """
     options.validate()
     ny, nx = _check_inputs(arrays, scales)
+    if scales is not None:  # float32 once: what numpy multiplies by, and the kernel's buffer
+        scales = np.asarray(scales, dtype=np.float32)
     out = np.empty((ny, nx), dtype=np.float32)
     count = np.empty((ny, nx), dtype=np.uint16)
     rows = band_rows(len(arrays), nx)

@@ -183,63 +183,6 @@ class RawRows:
             out += np.float32(self.bzero)
 
 
-class ProcessedRows:
-    """File rows with calibration steps applied band by band as they are read: subtract a float32 image
-    (times a factor) or divide by one, in order, with the same float32 operations as the whole-frame
-    verbs. A frame that only had masters applied stays on disk and can be combined from its file; the
-    compiled combine kernel decodes ``read_raw`` bytes and subtracts ``offset_rows`` itself when the only
-    step is one subtraction (a master bias)."""
-
-    ndim = 2
-    dtype = np.dtype(np.float32)
-
-    def __init__(self, rows: RawRows, steps: tuple = ()) -> None:
-        self.rows = rows
-        self.steps = steps  # (("subtract", image, factor) | ("divide", image, 1.0), ...)
-        self.shape = rows.shape
-        single_subtraction = len(steps) == 1 and steps[0][0] == "subtract" and steps[0][2] == 1
-        self.decode = rows.decode if single_subtraction else None  # the kernel's, as RawRows.decode
-
-    def then(self, operation: str, image: np.ndarray, factor: float = 1.0) -> ProcessedRows:
-        """These rows with one more step (a new object; this one is unchanged)."""
-        if operation not in ("subtract", "divide") or tuple(image.shape) != self.shape:
-            raise ValueError(f"cannot {operation} an image of shape {image.shape} from rows {self.shape}")
-        image = np.ascontiguousarray(image, dtype=np.float32)
-        return ProcessedRows(self.rows, self.steps + ((operation, image, float(factor)),))
-
-    def read_raw(self, start: int, stop: int) -> bytes:
-        return self.rows.read_raw(start, stop)
-
-    def offset_rows(self, start: int, stop: int) -> np.ndarray:
-        return self.steps[0][1][start:stop]
-
-    def _apply(self, band: np.ndarray, start: int, stop: int) -> np.ndarray:
-        for operation, image, factor in self.steps:
-            part = image[start:stop]
-            if operation == "divide":
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    band /= part
-            elif factor == 1.0:
-                band -= part
-            else:
-                band -= np.float32(factor) * part
-        return band
-
-    def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
-        self.rows.read_into(start, stop, out)
-        self._apply(out, start, stop)
-
-    def __getitem__(self, key) -> np.ndarray:
-        start, stop, _ = key.indices(self.shape[0])
-        return self._apply(self.rows[key], start, max(start, stop))
-
-    def read(self) -> np.ndarray:
-        return self._apply(self.rows.read(), 0, self.shape[0])
-
-    def close(self) -> None:
-        self.rows.close()
-
-
 def _raw_rows(path: Path, hdul: fits.HDUList, index: int) -> RawRows | None:
     """A row reader for an uncompressed, un-gzipped image HDU, else None."""
     hdu = hdul[index]

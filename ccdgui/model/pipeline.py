@@ -675,15 +675,12 @@ def software_versions() -> dict[str, str]:
 
 
 def provenance(recipe: Recipe, frames: Sequence[Frame], quarantined: Sequence, result: Result,
-               digests: Sequence[str] | None = None) -> dict:
-    """What went into a reduction and what came out: options, inputs with checksums (``digests``: the
-    sha256 of each frame that has a file, in order, if already known), versions."""
+               digests: Sequence[str]) -> dict:
+    """What went into a reduction and what came out: options, inputs with their checksums (``digests``:
+    the sha256 of each frame that has a file, in order), versions."""
     import datetime
 
     with_path = [f for f in frames if f.path is not None]
-    if digests is None:
-        with Checksums([f.path for f in with_path], workers=2) as checksums:
-            digests = [checksums.of(f.path) for f in with_path]
 
     return {
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -145,7 +145,7 @@ def test_bias_subtracted_frames_stay_on_disk_and_combine_exactly(tmp_path, monke
     for path in paths:
         raw = fitsio.read_header_frame(path)
         lazy = calibrate.subtract_bias(raw, bias)
-        assert not raw.loaded and not lazy.loaded and isinstance(lazy.stack_source(), fitsio.ProcessedRows)
+        assert not raw.loaded and not lazy.loaded and isinstance(lazy.stack_source(), calibrate.ProcessedRows)
         eager = calibrate.subtract_bias(fitsio.read_frame(path), bias)
         assert eager.loaded and list(eager.header["HISTORY"]) == list(lazy.header["HISTORY"])
         assert lazy.header["SUBBIAS"] == eager.header["SUBBIAS"] == "master_bias.fits"
