@@ -262,9 +262,9 @@ def read_header_frame(path: str | os.PathLike, hdu: int | None = None) -> Frame:
 
 def _image_shape(hdu) -> tuple[int, int]:
     header = hdu.header
-    if isinstance(hdu, fits.CompImageHDU):
-        return int(header.get("ZNAXIS2", 0)), int(header.get("ZNAXIS1", 0))
-    return int(header["NAXIS2"]), int(header["NAXIS1"])
+    if isinstance(hdu, fits.CompImageHDU) and "ZNAXIS1" in header:  # astropy shows the table's header
+        return int(header["ZNAXIS2"]), int(header["ZNAXIS1"])
+    return int(header["NAXIS2"]), int(header["NAXIS1"])  # astropy 8: the image's own header
 
 
 def _pixels(path: Path, index: int, rows: RawRows | None) -> np.ndarray:
@@ -353,7 +353,7 @@ def check_pixels(frames: Iterable[Frame]) -> tuple[list[Frame], list[Problem]]:
         try:
             frame.data  # noqa: B018 - reading is the check
             good.append(frame)
-        except FrameError as exc:
+        except (FrameError, ValueError) as exc:  # ValueError: pixels not of the header's shape
             problems.append(Problem(frame.path or Path(frame.name), str(exc)))
         finally:
             frame.release()

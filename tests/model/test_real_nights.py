@@ -146,6 +146,22 @@ def test_odd_singles_load_or_quarantine_with_reasons(shared_data):
     np.testing.assert_allclose(loaded["scale.fits"].data, expected, rtol=1e-6)
 
 
+def test_odd_singles_read_lazily_as_the_window_and_reduce_do(shared_data):
+    """Headers first (how the window lists a folder and ``reduce`` takes it in): the same files are
+    usable or quarantined, with the same shapes and pixels as a whole read."""
+    folder = shared_data("odd_singles")
+    eager, eager_problems = fitsio.scan_folder(folder)
+    lazy, lazy_problems = fitsio.scan_folder(folder, lazy=True)
+    lazy, unusable = fitsio.check_pixels(lazy)
+    assert {p.path.name for p in lazy_problems + unusable} == {p.path.name for p in eager_problems}
+    whole = {f.name: f for f in eager}
+    assert {f.name for f in lazy} == set(whole)
+    for frame in lazy:
+        assert frame.shape == whole[frame.name].shape, frame.name
+        np.testing.assert_array_equal(frame.data, whole[frame.name].data, err_msg=frame.name)
+    assert whole["comp.fits"].shape == (300, 440)  # tile-compressed, in HDU 1
+
+
 def test_overscan_and_trim_match_ccdproc(shared_data):
     ccdproc = pytest.importorskip("ccdproc")
     from astropy.nddata import CCDData
