@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QPointF, QRectF, pyqtSignal
+from PyQt6 import sip
+from PyQt6.QtCore import QPointF, QRectF, Qt, pyqtSignal
+from PyQt6.QtGui import QFont, QFontMetrics
 
 from ..model import display
 
@@ -38,6 +40,8 @@ class ImageView(pg.GraphicsLayoutWidget):
     frame. Axes and the pixel readout stay in frame pixels."""
 
     hovered = pyqtSignal(int, int, float)
+    _title = ""                      # the full title; what is shown is elided to the view's width
+    _shown_title: str | None = None
 
     def __init__(self, title: str = "", parent=None) -> None:
         super().__init__(parent=parent)
@@ -63,7 +67,24 @@ class ImageView(pg.GraphicsLayoutWidget):
         self.scene().sigMouseMoved.connect(self._on_mouse_moved)
 
     def set_title(self, text: str) -> None:
-        self.plot.setTitle(text, color="#e0e0e0", size="10pt")
+        self._title = text
+        self._show_title()
+
+    def _show_title(self) -> None:
+        """The title, elided in the middle to the view's width: pyqtgraph makes a title's width the
+        plot's minimum, so a long file name would widen the plot past its view and cut it off."""
+        font = QFont()
+        font.setPointSize(10)
+        width = max(40, self.width() - 60)
+        shown = QFontMetrics(font).elidedText(self._title, Qt.TextElideMode.ElideMiddle, width)
+        if shown != self._shown_title:
+            self._shown_title = shown
+            self.plot.setTitle(shown, color="#e0e0e0", size="10pt")
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if self._title and not sip.isdeleted(self.plot.titleLabel):  # (not while being torn down)
+            self._show_title()
+        super().resizeEvent(event)
 
     def show_frame(self, data: np.ndarray | None, name: str, levels: tuple[float, float],
                    lut: np.ndarray, keep_view: bool = True, bayer: str | None = None) -> None:

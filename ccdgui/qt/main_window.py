@@ -126,7 +126,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._connect()
         self.raw_view.placeholder("No frame yet")
-        self.calibrated_view.placeholder("Press Calibrate to see the calibrated frame")
+        self.calibrated_view.placeholder("Press Calibrate to see\nthe calibrated frame")
         self._restore_layout()
 
     # --- construction -------------------------------------------------------------------------------
@@ -397,7 +397,7 @@ class MainWindow(QMainWindow):
                      self.raw[0] if self.raw else None)
         if first is not None:
             self.library.select_frame(first)
-        self.calibrated_view.placeholder("Press Calibrate to see the calibrated frame")
+        self.calibrated_view.placeholder("Press Calibrate to see\nthe calibrated frame")
 
     def set_kind(self, frame: Frame, kind: FrameKind) -> None:
         """Re-classify a frame: recorded in the recipe (so a reduce replays it), shown in the library."""
@@ -458,8 +458,8 @@ class MainWindow(QMainWindow):
             self.calibrated_view.show_frame(right.data, title, self._limits(right.data), lut,
                                             bayer=self._bayer(right))
         else:
-            text = ("Press Calibrate to see the calibrated frame" if not self.calibrated
-                    else "No calibrated version of this frame")
+            text = ("Press Calibrate to see\nthe calibrated frame" if not self.calibrated
+                    else "No calibrated version\nof this frame")
             self.calibrated_view.placeholder(text)
         self.refresh_levels()
 
