@@ -31,12 +31,13 @@ def run_gui(paths: list[str]) -> int:
     """Open the main window on ``paths`` (FITS files or folders), or on a simulated night."""
     app = _application([])
     from .model.simulate import SimParams
-    from .qt.main_window import MainWindow, start_simulation_soon
+    from .qt.main_window import MainWindow, remove_abandoned_sessions, start_simulation_soon
 
     missing = [p for p in paths if not os.path.exists(p)]
     if missing:
         print(f"ccdgui: error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return 2
+    remove_abandoned_sessions()
     window = MainWindow(sim=SimParams(nx=STARTUP_SIZE, ny=STARTUP_SIZE))
     window.resize(1600, 1000)
     window.show()
@@ -63,6 +64,7 @@ def smoke_test() -> int:
         settings = QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "ccdgui", "smoke-test")
         window = MainWindow(sim=SimParams(nx=256, ny=256, n_bias=3, n_dark=3, n_flat=3, n_light=1),
                             settings=settings)
+        window.ask_before_discarding = False
         window.resize(1200, 800)
         window.show()
         app.processEvents()

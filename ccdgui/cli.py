@@ -7,7 +7,6 @@ status, never a traceback. Progress goes to stderr.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 from . import __version__
 
 EXIT_USAGE = 2
+EXIT_FAILED = 1
 EXIT_NOTHING = 3
 EXIT_CANCELLED = 130
 
@@ -73,10 +73,14 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--filters", metavar="r,g,...", help="filters for flats and lights (r)")
     sim.add_argument("--cosmic-rays", type=_positive_int, metavar="N", help="cosmic rays per light (0)")
     sim.add_argument("--seed", type=int, metavar="N", help="random seed (0)")
+    sim.add_argument("--overwrite", action="store_true", help="replace files of the same names in OUTDIR")
 
-    red = commands.add_parser("reduce", help="build masters and calibrate the lights in a folder")
-    red.add_argument("indir", type=Path)
-    red.add_argument("outdir", type=Path)
+    red = commands.add_parser(
+        "reduce", help="build masters and calibrate the lights in a folder",
+        description="Build masters and calibrate the lights of INDIR into OUTDIR. With --recipe R alone "
+                    "(no folders), replay the reduction R records and verify every output bit for bit.")
+    red.add_argument("indir", type=Path, nargs="?")
+    red.add_argument("outdir", type=Path, nargs="?")
     red.add_argument("--combine", choices=("average", "median", "sum"))
     red.add_argument("--reject", choices=("none", "sigma", "minmax"))
     red.add_argument("--sigma-low", type=float, metavar="S")
@@ -88,10 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
     red.add_argument("--cosmic-rays", choices=("off", "auto", "lacosmic", "median"),
                      help="clean cosmic rays in the calibrated lights (auto: L.A.Cosmic if astroscrappy "
                           "is installed, else the median method)")
-    red.add_argument("--recipe", type=Path, metavar="FILE.json", help="options from a recipe file "
-                                                                       "(flags given here win)")
+    red.add_argument("--recipe", type=Path, metavar="FILE.json",
+                     help="a recipe.json: alone, replay and verify that reduction; with INDIR OUTDIR, use "
+                          "its options on other frames (flags given here win)")
+    red.add_argument("--overwrite", action="store_true",
+                     help="replace the outputs of a previous run in OUTDIR (else a non-empty OUTDIR is "
+                          "refused)")
+    red.add_argument("--allow-changed-inputs", action="store_true",
+                     help="replay even when inputs differ from the recipe's checksums")
     red.add_argument("--dry-run", action="store_true",
-                     help="print which masters will be made and which master serves each light, then stop")
+                     help="print the plan (masters, which master serves each light, output files) and the "
+                          "estimate, then stop")
     red.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
     gui = commands.add_parser("gui", help="open the desktop application (the default)")
@@ -158,32 +169,37 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if outdir.exists() and not outdir.is_dir():
         raise CliError(f"{outdir} exists and is not a folder", EXIT_USAGE)
     total = params.n_bias + params.n_dark + len(params.filters) * (params.n_flat + params.n_light)
+    names = [*simulate.frame_names(params), "truth/flat.fits", "truth/sky_stars.fits"]
+    existing = [name for name in names if (outdir / name).exists()]
+    if existing and not args.overwrite:
+        raise CliError(f"{outdir} already holds {len(existing)} of the files to write (e.g. {existing[0]}); "
+                       "choose another folder or pass --overwrite", EXIT_USAGE)
     started = time.perf_counter()
-    for index, frame in enumerate(simulate.iter_night(params), start=1):
-        fitsio.write_frame(frame, outdir / frame.name, overwrite=True)
-        _progress(index / max(total, 1), f"wrote {frame.name}")
-    truth = simulate.make_camera(params)
-    fitsio.write_frame(truth.flat_frame(), outdir / "truth" / "flat.fits", overwrite=True)
-    fitsio.write_frame(truth.sky_stars_frame(), outdir / "truth" / "sky_stars.fits", overwrite=True)
+    try:
+        for index, frame in enumerate(simulate.iter_night(params), start=1):
+            fitsio.write_frame(frame, outdir / frame.name, overwrite=args.overwrite)
+            _progress(index / max(total, 1), f"wrote {frame.name}")
+        truth = simulate.make_camera(params)
+        fitsio.write_frame(truth.flat_frame(), outdir / "truth" / "flat.fits", overwrite=args.overwrite)
+        fitsio.write_frame(truth.sky_stars_frame(), outdir / "truth" / "sky_stars.fits",
+                           overwrite=args.overwrite)
+    except OSError as exc:
+        from .model.execute import os_error_reason
+
+        raise CliError(f"cannot write into {outdir}: {os_error_reason(exc)}", EXIT_USAGE) from None
     print(f"ccdgui: simulated {total} frames of {params.nx}x{params.ny} in {outdir} "
           f"({time.perf_counter() - started:.1f} s); truth in {outdir / 'truth'}", file=sys.stderr)
     return 0
 
 
 # --- reduce ------------------------------------------------------------------------------------------
-def recipe_from_args(args: argparse.Namespace):
-    from .model.pipeline import Recipe
+def recipe_from_args(args: argparse.Namespace, record: dict | None = None):
+    """The recipe: defaults, else the options of ``record`` (a recipe.json), then the flags given."""
+    from .model.recipe import Recipe
 
     recipe = Recipe()
-    if args.recipe is not None:
-        try:
-            data = json.loads(args.recipe.read_text())
-        except OSError as exc:
-            raise CliError(f"cannot read recipe {args.recipe}: {exc.strerror}", EXIT_USAGE) from None
-        except json.JSONDecodeError as exc:
-            raise CliError(f"recipe {args.recipe} is not valid JSON: {exc.msg} at line {exc.lineno}",
-                           EXIT_USAGE) from None
-        data = data.get("recipe", data) if isinstance(data, dict) else data
+    if record is not None:
+        data = record.get("recipe", record)
         try:
             recipe = Recipe.from_dict(data)
         except (TypeError, ValueError) as exc:
@@ -197,83 +213,141 @@ def recipe_from_args(args: argparse.Namespace):
     return recipe
 
 
+def _load_record(path: Path) -> dict:
+    from .model.provenance import RecordError, load_record
+
+    try:
+        return load_record(path)
+    except RecordError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+
+
 def cmd_reduce(args: argparse.Namespace) -> int:
-    from .model.files import Checksums, iter_fits_paths
+    from .model.files import Checksums
+    from .model.intake import list_files
 
     started = time.perf_counter()
+    if args.indir is None and args.outdir is None:
+        if args.recipe is None:
+            raise CliError("reduce needs INDIR and OUTDIR, or --recipe RECIPE.json to replay a reduction",
+                           EXIT_USAGE)
+        return cmd_replay(args, started)
+    if args.outdir is None:
+        raise CliError("reduce needs an output folder: ccdgui reduce INDIR OUTDIR", EXIT_USAGE)
     indir: Path = args.indir
     outdir: Path = args.outdir
     if not indir.is_dir():
         raise CliError(f"input folder {indir} does not exist or is not a folder", EXIT_USAGE)
     if outdir.exists() and outdir.resolve() == indir.resolve():
         raise CliError("the output folder must differ from the input folder", EXIT_USAGE)
-    paths = iter_fits_paths(indir)
-    if outdir.resolve().is_relative_to(indir.resolve()):
+    if indir.resolve().is_relative_to(outdir.resolve()):
+        raise CliError(f"the input folder {indir} lies inside the output folder {outdir}", EXIT_USAGE)
+    record = _load_record(args.recipe) if args.recipe is not None else None
+    paths = list_files([indir])
+    if outdir.resolve().is_relative_to(indir.resolve()):  # the outputs of this run are never its inputs
         paths = [p for p in paths if not p.resolve().is_relative_to(outdir.resolve())]
     # the inputs' checksums (for recipe.json) are taken on another core while the rest loads and runs
     with Checksums([] if args.dry_run else paths) as checksums:
-        return _reduce(args, paths, checksums, started)
+        return _reduce(args, recipe_from_args(args, record), paths, indir, outdir, checksums, started)
 
 
-def _reduce(args: argparse.Namespace, paths: list[Path], checksums, started: float) -> int:
-    from .model import pipeline
+def _reduce(args: argparse.Namespace, recipe, paths: list[Path], indir: Path, outdir: Path, checksums,
+            started: float) -> int:
+    from .model.estimate import estimate_run
+    from .model.intake import intake
+    from .model.plan import format_plan, make_plan
+    from .model.progress import drive
 
-    recipe = recipe_from_args(args)
-    indir: Path = args.indir
-    outdir: Path = args.outdir
-    report = (lambda *a: None) if args.quiet else _progress
-    # headers now; pixels band by band later
-    found = _drive(pipeline.intake(paths, medians=False, hdus=recipe.hdu_overrides), lambda *a: None)
+    found = drive(intake(paths, medians=False, hdus=recipe.hdu_overrides))  # headers now, pixels later
     frames, quarantined = found.frames, found.problems
     for problem in quarantined:
         print(f"ccdgui: skipped {problem}", file=sys.stderr)
     if not frames:
         raise CliError(f"no readable FITS frame in {indir}")
-    plan = pipeline.make_plan(frames, recipe)
-    cost = pipeline.estimate_run(plan, recipe)
+    plan = make_plan(frames, recipe, root=indir)
+    cost = estimate_run(plan, recipe)
     if args.dry_run:
         print(format_plan(plan))
         print(f"estimate: {cost}")
         return 0
+    if not plan.masters and not any(not s.skip for s in plan.lights):
+        for note in plan.notes:
+            print(f"ccdgui: note: {note}", file=sys.stderr)
+        raise CliError("nothing to do: no bias, dark, flat or light frames were recognised in "
+                       f"{indir} ({len(frames)} frame(s) read)")
     if not args.quiet:
         print(f"ccdgui: {len(plan.masters)} master(s) and {len(plan.lights)} light(s) to do: {cost}",
               file=sys.stderr)
-    result = _drive(pipeline.execute(plan, recipe), report)
+    result = _execute(args, plan, recipe, outdir, checksums, quarantined)
     for problem in result.problems:
         print(f"ccdgui: note: {problem}", file=sys.stderr)
-    if not result.masters and not result.calibrated:
-        raise CliError("nothing to do: no bias, dark, flat or light frames were recognised in "
-                       f"{indir} ({len(frames)} unclassified)")
-    _drive(pipeline.save_results(result, recipe, frames, quarantined, outdir, checksums=checksums),
-           lambda *a: None)
     print(f"ccdgui: {len(result.masters)} master(s), {len(result.calibrated)} calibrated frame(s) in "
           f"{outdir} ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
+    if result.changed_inputs:
+        raise CliError(f"{len(result.changed_inputs)} input(s) changed during the run: "
+                       + ", ".join(result.changed_inputs[:5]), EXIT_FAILED)
     return 0
 
 
-def format_plan(plan) -> str:
-    """The plan as text: one line per master and per light."""
-    lines = []
-    for master in plan.masters:
-        inputs = ", ".join(step.frame.name for step in master.inputs[:3])
-        more = f" and {master.ncombine - 3} more" if master.ncombine > 3 else ""
-        lines.append(f"{master.name}: {master.ncombine} frame(s) ({inputs}{more})")
-    for steps in plan.lights:
-        status = "SKIP" if steps.skip else steps.describe()
-        lines.append(f"{steps.frame.name}: {status}")
-        lines.extend(f"    note: {note}" for note in steps.notes)
-    lines.extend(f"note: {note}" for note in plan.notes)
-    return "\n".join(lines)
+def _execute(args: argparse.Namespace, plan, recipe, outdir: Path, checksums=None, quarantined=()):
+    """Execute a plan into ``outdir`` with progress on stderr; output-folder problems end in one line."""
+    from .model.execute import OutputError, execute
+    from .model.progress import drive
 
-
-def _drive(generator, report):
-    """Run a pipeline generator to its end, reporting progress; returns its result."""
+    report = (lambda *a: None) if args.quiet else _progress
     try:
-        while True:
-            progress = next(generator)
-            report(progress.fraction, progress.message)
-    except StopIteration as stop:
-        return stop.value
+        return drive(execute(plan, recipe, outdir, overwrite=args.overwrite, checksums=checksums,
+                             quarantined=quarantined), report)
+    except OutputError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+
+
+def cmd_replay(args: argparse.Namespace, started: float) -> int:
+    """Re-run the reduction a recipe.json records into a temporary folder and compare every output."""
+    import tempfile
+
+    from .model import fitsio
+    from .model.plan import make_plan
+    from .model.provenance import RecordError, changed_inputs, compare_outputs, recorded_inputs
+
+    record = _load_record(args.recipe)
+    try:
+        inputs = recorded_inputs(record)
+    except RecordError as exc:
+        raise CliError(f"{args.recipe}: {exc}", EXIT_USAGE) from None
+    recipe = recipe_from_args(args, record)
+    changed = changed_inputs(inputs)
+    for line in changed:
+        print(f"ccdgui: input changed: {line}", file=sys.stderr)
+    if changed and not args.allow_changed_inputs:
+        raise CliError(f"{len(changed)} input(s) differ from the recipe: refused (--allow-changed-inputs "
+                       "replays anyway)", EXIT_USAGE)
+    frames, problems = [], []
+    for path, hdu, _ in inputs:
+        try:
+            frames.append(fitsio.read_header_frame(path, hdu))
+        except fitsio.FrameError as exc:
+            problems.append(f"{path}: {exc}")
+    if problems:
+        raise CliError("cannot read the recipe's inputs: " + "; ".join(problems[:3]), EXIT_USAGE)
+    plan = make_plan(frames, recipe, root=record.get("input_root"))
+    if args.dry_run:
+        from .model.plan import format_plan
+
+        print(format_plan(plan))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="ccdgui-replay-") as scratch:
+        args.overwrite = False
+        result = _execute(args, plan, recipe, Path(scratch) / "out")
+    differences = compare_outputs(record.get("outputs", []), result.outputs)
+    for line in differences:
+        print(f"ccdgui: {line}", file=sys.stderr)
+    if differences:
+        raise CliError(f"{len(differences)} output(s) not reproduced (of {len(record.get('outputs', []))})",
+                       EXIT_FAILED)
+    print(f"ccdgui: {len(result.outputs)} outputs reproduced bit for bit from {len(inputs)} input(s) "
+          f"({time.perf_counter() - started:.1f} s)", file=sys.stderr)
+    return 0
 
 
 _last_message = [""]

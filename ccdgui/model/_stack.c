@@ -7,7 +7,8 @@
  * the run of kept values and its statistic are computed per lane.
  *
  * Every float operation is the one the numpy implementation in combine.py performs, in the same order
- * and in float32, so both give identical results (build with floating-point contraction off).
+ * and in float32 (stored file values are decoded in double, as ccdgui.model.rows.Decoding does), so both
+ * give identical results (build with floating-point contraction off).
  * The interpreter lock is released while a band is reduced, so two bands run on two cores.
  */
 #define PY_SSIZE_T_CLEAN
@@ -41,10 +42,12 @@ typedef struct {
 } Options;
 
 /* How a frame's band is stored: native float32, or as in a FITS file (big-endian), decoded on loading
- * exactly as numpy would convert it (value * BSCALE + BZERO in float32). */
+ * exactly as ccdgui.model.rows.Decoding does: (float)((double)stored * BSCALE + BZERO), multiplied then
+ * added in double; floats with BSCALE 1 and BZERO 0 converted directly. */
 typedef struct {
-    char kind;       /* f native float32; F >f4, D >f8, h >i2, i >i4, B u1 */
-    float bscale, bzero;
+    char kind;       /* f native float32; F >f4, D >f8, h >i2, i >i4, l >i8, L >i8 of uint64 - 2**63, B u1 */
+    double bscale, bzero;
+    int single;      /* h/B with BSCALE 1 and a small integer BZERO: float32 arithmetic, provably the same */
     int has_blank;   /* an integer value meaning "no data" (BLANK): the band then has a NaN */
     long long blank;
     const float *offset;  /* NULL, or a float32 band subtracted after decoding (e.g. a master bias) */
@@ -90,27 +93,42 @@ static int item_size(char kind)
 {
     switch (kind) {
     case 'f': case 'F': case 'i': return 4;
-    case 'D': return 8;
+    case 'D': case 'l': case 'L': return 8;
     case 'h': return 2;
     case 'B': return 1;
     default: return 0;
     }
 }
 
+/* Stored value -> physical float32, as rows.Decoding computes it. */
+#define PHYSICAL(value) ((float)((double)(value) * bscale + bzero))
+
 /* Values k of a stored band as float32; 1 if a BLANK value was met. */
 INLINE int decode_values(const unsigned char *src, const Decode *d, float *dst, int lanes)
 {
     int blank = 0;
+    const double bscale = d->bscale, bzero = d->bzero;
+    const int plain = bscale == 1.0 && bzero == 0.0;
     switch (d->kind) {
     case 'f':
-        memcpy(dst, src, (size_t)lanes * sizeof(float));
+        if (plain) {
+            memcpy(dst, src, (size_t)lanes * sizeof(float));
+        } else {
+            for (int k = 0; k < lanes; k++) {
+                float value;
+                memcpy(&value, src + 4 * k, 4);
+                dst[k] = PHYSICAL(value);
+            }
+        }
         break;
     case 'F':
         for (int k = 0; k < lanes; k++) {
             uint32_t bits;
+            float value;
             memcpy(&bits, src + 4 * k, 4);
             bits = swap32(bits);
-            memcpy(&dst[k], &bits, 4);
+            memcpy(&value, &bits, 4);
+            dst[k] = plain ? value : PHYSICAL(value);
         }
         break;
     case 'D':
@@ -120,16 +138,27 @@ INLINE int decode_values(const unsigned char *src, const Decode *d, float *dst, 
             memcpy(&bits, src + 8 * k, 8);
             bits = swap64(bits);
             memcpy(&value, &bits, 8);
-            dst[k] = (float)value;
+            dst[k] = plain ? (float)value : PHYSICAL(value);
         }
         break;
     case 'h':
+        if (d->single) {
+            const float zero = (float)bzero;
+            for (int k = 0; k < lanes; k++) {
+                uint16_t bits;
+                memcpy(&bits, src + 2 * k, 2);
+                int16_t value = (int16_t)swap16(bits);
+                blank |= d->has_blank && value == d->blank;
+                dst[k] = (float)value + zero;
+            }
+            break;
+        }
         for (int k = 0; k < lanes; k++) {
             uint16_t bits;
             memcpy(&bits, src + 2 * k, 2);
             int16_t value = (int16_t)swap16(bits);
             blank |= d->has_blank && value == d->blank;
-            dst[k] = (float)value;
+            dst[k] = PHYSICAL(value);
         }
         break;
     case 'i':
@@ -138,22 +167,42 @@ INLINE int decode_values(const unsigned char *src, const Decode *d, float *dst, 
             memcpy(&bits, src + 4 * k, 4);
             int32_t value = (int32_t)swap32(bits);
             blank |= d->has_blank && value == d->blank;
-            dst[k] = (float)value;
+            dst[k] = PHYSICAL(value);
+        }
+        break;
+    case 'l':
+        for (int k = 0; k < lanes; k++) {
+            uint64_t bits;
+            memcpy(&bits, src + 8 * k, 8);
+            int64_t value = (int64_t)swap64(bits);
+            blank |= d->has_blank && value == d->blank;
+            dst[k] = PHYSICAL(value);
+        }
+        break;
+    case 'L':
+        for (int k = 0; k < lanes; k++) {
+            uint64_t bits;
+            memcpy(&bits, src + 8 * k, 8);
+            bits = swap64(bits);
+            blank |= d->has_blank && (int64_t)bits == d->blank;
+            dst[k] = PHYSICAL(bits ^ ((uint64_t)1 << 63));  /* uint64: exact, then rounded as numpy */
         }
         break;
     case 'B':
+        if (d->single) {
+            const float zero = (float)bzero;
+            for (int k = 0; k < lanes; k++) {
+                blank |= d->has_blank && src[k] == d->blank;
+                dst[k] = (float)src[k] + zero;
+            }
+            break;
+        }
         for (int k = 0; k < lanes; k++) {
             blank |= d->has_blank && src[k] == d->blank;
-            dst[k] = (float)src[k];
+            dst[k] = PHYSICAL(src[k]);
         }
         break;
     }
-    if (d->bscale != 1.0f)
-        for (int k = 0; k < lanes; k++)
-            dst[k] *= d->bscale;
-    if (d->bzero != 0.0f)
-        for (int k = 0; k < lanes; k++)
-            dst[k] += d->bzero;
     return blank;
 }
 
@@ -361,11 +410,11 @@ static int get_buffer(PyObject *object, Py_buffer *view, int writable, Py_ssize_
 }
 
 /* decode: None (every row native float32) or one (kind, bscale, bzero, blank or None[, offset]) per
- * frame; an offset (a float32 buffer of the band's pixels) is held in ``offsets`` until released. */
+ * frame (bscale and bzero as doubles); an offset (a float32 buffer of the band's pixels) is held in ``offsets`` until released. */
 static int parse_decode(PyObject *decode_object, Band *band, Py_buffer *offsets)
 {
     for (int i = 0; i < band->n; i++)
-        band->decode[i] = (Decode){'f', 1.0f, 0.0f, 0, 0, NULL};
+        band->decode[i] = (Decode){'f', 1.0, 0.0, 0, 0, 0, NULL};
     if (decode_object == Py_None)
         return 0;
     PyObject *items = PySequence_Fast(decode_object, "reduce_band: decode must be a sequence");
@@ -378,7 +427,7 @@ static int parse_decode(PyObject *decode_object, Band *band, Py_buffer *offsets)
         Decode *d = &band->decode[i];
         PyObject *blank, *offset = Py_None;
         const char *kind;
-        failed = !PyArg_ParseTuple(PySequence_Fast_GET_ITEM(items, i), "sffO|O", &kind, &d->bscale,
+        failed = !PyArg_ParseTuple(PySequence_Fast_GET_ITEM(items, i), "sddO|O", &kind, &d->bscale,
                                    &d->bzero, &blank, &offset);
         if (failed)
             break;
@@ -388,6 +437,9 @@ static int parse_decode(PyObject *decode_object, Band *band, Py_buffer *offsets)
             failed = 1;
             break;
         }
+        /* |value + BZERO| < 2**24: exact in float32 as in double (rows.Decoding's "single" mode) */
+        d->single = (d->kind == 'h' || d->kind == 'B') && d->bscale == 1.0 && d->bzero == floor(d->bzero)
+                    && fabs(d->bzero) <= 16777216.0 - 65536.0;
         if (blank != Py_None) {
             d->has_blank = 1;
             d->blank = PyLong_AsLongLong(blank);

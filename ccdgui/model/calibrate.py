@@ -10,7 +10,8 @@ import re
 
 import numpy as np
 
-from .frame import Frame
+from .frame import Frame, add_history
+from .rows import ProcessedRows, apply_step
 
 
 class CalibrationError(ValueError):
@@ -26,67 +27,6 @@ def _check_shapes(frame: Frame, master: Frame, what: str) -> None:
 
 def _mark(frame: Frame, keyword: str, value: str) -> None:
     frame.header[keyword] = (value[:68], "ccdgui calibration step")
-
-
-def apply_step(data: np.ndarray, operation: str, image: np.ndarray, factor: float = 1.0,
-               out: np.ndarray | None = None) -> np.ndarray:
-    """One calibration step in float32: data − factor × image ("subtract") or data / image ("divide";
-    a zero gives inf/NaN quietly). Into ``out`` (which may be ``data``) or a new array."""
-    if operation == "divide":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.divide(data, image, out=out)
-    if factor == 1.0:
-        return np.subtract(data, image, out=out)
-    return np.subtract(data, np.float32(factor) * image, out=out)
-
-
-class ProcessedRows:
-    """File rows (fitsio.RawRows) with calibration steps applied band by band, in place, as they are
-    read — the same float32 operations as the verbs on a whole frame. A frame that only had masters
-    applied stays on disk and can be combined from its file; the compiled combine kernel decodes
-    ``read_raw`` bytes and subtracts ``offset_rows`` itself when the only step is one subtraction."""
-
-    ndim = 2
-    dtype = np.dtype(np.float32)
-
-    def __init__(self, rows, steps: tuple = ()) -> None:
-        self.rows = rows
-        self.steps = steps  # ((operation, image, factor), ...) for apply_step
-        self.shape = rows.shape
-        single_subtraction = len(steps) == 1 and steps[0][0] == "subtract" and steps[0][2] == 1
-        self.decode = rows.decode if single_subtraction else None  # the kernel's, as RawRows.decode
-
-    def then(self, operation: str, image: np.ndarray, factor: float = 1.0) -> ProcessedRows:
-        """These rows with one more step (a new object; this one is unchanged)."""
-        if operation not in ("subtract", "divide") or tuple(image.shape) != self.shape:
-            raise ValueError(f"cannot {operation} an image of shape {image.shape} from rows {self.shape}")
-        image = np.ascontiguousarray(image, dtype=np.float32)
-        return ProcessedRows(self.rows, self.steps + ((operation, image, float(factor)),))
-
-    def read_raw(self, start: int, stop: int) -> bytes:
-        return self.rows.read_raw(start, stop)
-
-    def offset_rows(self, start: int, stop: int) -> np.ndarray:
-        return self.steps[0][1][start:stop]
-
-    def _apply(self, band: np.ndarray, start: int, stop: int) -> np.ndarray:
-        for operation, image, factor in self.steps:
-            apply_step(band, operation, image[start:stop], factor, out=band)
-        return band
-
-    def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
-        self.rows.read_into(start, stop, out)
-        self._apply(out, start, stop)
-
-    def __getitem__(self, key) -> np.ndarray:
-        start, stop, _ = key.indices(self.shape[0])
-        return self._apply(self.rows[key], start, max(start, stop))
-
-    def read(self) -> np.ndarray:
-        return self._apply(self.rows.read(), 0, self.shape[0])
-
-    def close(self) -> None:
-        self.rows.close()
 
 
 def _step(frame: Frame, note: str, operation: str, image: np.ndarray, factor: float = 1.0) -> Frame:
@@ -165,14 +105,15 @@ def flat_correct(frame: Frame, master_flat: Frame, normalise: str = "mean", norm
 
 
 # --- overscan and trim -------------------------------------------------------------------------------
-_SECTION = re.compile(r"^\s*\[\s*([^,\]]*)\s*,\s*([^,\]]*)\s*\]\s*$")
+MAX_SECTION_LENGTH = 100  # '[   4:  13,   1: 520]' is 21; a longer "section" is not one
+_RANGE = re.compile(r"([0-9]{1,9})[ \t]*:[ \t]*([0-9]{1,9})")  # unambiguous: matched in linear time
 
 
 def _axis_slice(text: str, length: int, axis: str) -> slice:
-    text = text.strip()
+    text = text.strip(" \t")
     if text in ("*", ":", ""):
         return slice(0, length)
-    match = re.fullmatch(r"(\d+)\s*:\s*(\d+)", text)
+    match = _RANGE.fullmatch(text)
     if not match:
         raise ValueError(f"cannot read the {axis} range {text!r}")
     first, last = int(match.group(1)), int(match.group(2))
@@ -186,14 +127,43 @@ def _axis_slice(text: str, length: int, axis: str) -> slice:
 def parse_section(section: str, shape: tuple[int, int]) -> tuple[slice, slice]:
     """A FITS/IRAF section '[x1:x2, y1:y2]' (1-based, inclusive, x = column) as numpy (rows, cols) slices.
 
-    Raises ValueError (one line) when it cannot be read or lies outside an image of ``shape``.
+    Each axis is 'a:b' (flipped b:a allowed), '*' or ':' (all). Raises ValueError (one line) when it
+    cannot be read, is longer than :data:`MAX_SECTION_LENGTH`, or lies outside an image of ``shape``.
     """
-    match = _SECTION.match(str(section))
-    if not match:
-        raise ValueError(f"not a section of the form [x1:x2,y1:y2]: {section!r}")
-    cols = _axis_slice(match.group(1), shape[1], "column")
-    rows = _axis_slice(match.group(2), shape[0], "row")
+    text = str(section)
+    if len(text) > MAX_SECTION_LENGTH:
+        raise ValueError(f"not a section of the form [x1:x2,y1:y2]: {len(text)} characters long")
+    body = text.strip(" \t")
+    axes = body[1:-1].split(",") if body[:1] == "[" and body[-1:] == "]" else []
+    if len(axes) != 2:
+        raise ValueError(f"not a section of the form [x1:x2,y1:y2]: {text!r}")
+    cols = _axis_slice(axes[0], shape[1], "column")
+    rows = _axis_slice(axes[1], shape[0], "row")
     return rows, cols
+
+
+OVERSCAN_METHODS = ("median", "mean")
+
+
+def _overscan_per_row(rows: slice, cols: slice) -> bool:
+    """A strip taller than wide (columns beside the image) gives one level per row, else per column."""
+    return rows.stop - rows.start >= cols.stop - cols.start
+
+
+def mark_overscan(header, section: str, method: str, shape: tuple[int, int]) -> None:
+    """Record in ``header`` (HISTORY, OVERSCAN) an overscan subtraction of ``section`` by ``method``."""
+    rows, cols = parse_section(section, shape)
+    along = "row" if _overscan_per_row(rows, cols) else "column"
+    add_history(header, f"Subtracted overscan {section.strip()} ({method} per {along})")
+    header["OVERSCAN"] = (section.strip()[:60], "ccdgui: overscan region subtracted")
+
+
+def mark_trim(header, section: str) -> None:
+    """Record in ``header`` a trim to ``section``; the sections of the untrimmed frame go."""
+    add_history(header, f"Trimmed to {section.strip()}")
+    for key in ("BIASSEC", "TRIMSEC", "DATASEC"):
+        header.remove(key, ignore_missing=True)
+    header["TRIMIM"] = (section.strip()[:60], "ccdgui: trimmed to this section")
 
 
 def subtract_overscan(frame: Frame, section: str, method: str = "median") -> Frame:
@@ -203,16 +173,13 @@ def subtract_overscan(frame: Frame, section: str, method: str = "median") -> Fra
     below or above the image) one per column. ``method`` is median or mean of the strip's pixels along the
     short axis (like ccdproc.subtract_overscan with median=True / False).
     """
+    if method not in OVERSCAN_METHODS:
+        raise ValueError(f"unknown overscan method {method!r} (use median or mean)")
     rows, cols = parse_section(section, frame.shape)
     strip = frame.data[rows, cols]
-    per_row = strip.shape[0] >= strip.shape[1]
+    per_row = _overscan_per_row(rows, cols)
     axis = 1 if per_row else 0
-    if method == "median":
-        level = np.median(strip, axis=axis)
-    elif method == "mean":
-        level = np.mean(strip, axis=axis, dtype=np.float64)
-    else:
-        raise ValueError(f"unknown overscan method {method!r} (use median or mean)")
+    level = np.median(strip, axis=axis) if method == "median" else np.mean(strip, axis=axis, dtype=np.float64)
     level = level.astype(np.float32)
     if per_row:
         full = np.full(frame.shape[0], np.nan, np.float32) if strip.shape[0] < frame.shape[0] else level
@@ -224,17 +191,14 @@ def subtract_overscan(frame: Frame, section: str, method: str = "median") -> Fra
         full = np.full(frame.shape[1], np.nanmedian(level), np.float32)
         full[cols] = level
         data = frame.data - full[None, :]
-    out = frame.derive(data, history=f"Subtracted overscan {section.strip()} ({method} per "
-                                     f"{'row' if per_row else 'column'})")
-    out.header["OVERSCAN"] = (section.strip()[:60], "ccdgui: overscan region subtracted")
+    out = frame.derive(data)
+    mark_overscan(out.header, section, method, frame.shape)
     return out
 
 
 def trim(frame: Frame, section: str) -> Frame:
     """Keep only ``section`` (1-based FITS section) of the frame."""
     rows, cols = parse_section(section, frame.shape)
-    out = frame.derive(np.ascontiguousarray(frame.data[rows, cols]), history=f"Trimmed to {section.strip()}")
-    for key in ("BIASSEC", "TRIMSEC", "DATASEC"):
-        out.header.remove(key, ignore_missing=True)
-    out.header["TRIMIM"] = (section.strip()[:60], "ccdgui: trimmed to this section")
+    out = frame.derive(np.ascontiguousarray(frame.data[rows, cols]))
+    mark_trim(out.header, section)
     return out

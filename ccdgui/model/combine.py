@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .networks import median_network, selection_network, sorting_network  # noqa: F401  (API)
+
 try:  # the compiled band reduction (built with the package when a C compiler is present)
     from ccdgui.model import _stack
 except ImportError:  # pragma: no cover - exercised where no compiler was available
@@ -192,10 +194,7 @@ _REJECT_CODES = {"none": 0, "sigma": 1, "minmax": 2}
 
 @functools.lru_cache(maxsize=64)
 def _network_array(n: int, plain_median: bool) -> np.ndarray:
-    if plain_median:
-        pairs = [(i, j) for i, j, _, _ in selection_network(n, tuple(sorted({(n - 1) // 2, n // 2})))]
-    else:
-        pairs = list(sorting_network(n))
+    pairs = median_network(n) if plain_median else sorting_network(n)  # as _networks.h unrolls
     return np.asarray(pairs, dtype=np.int32).reshape(-1, 2)
 
 
@@ -204,7 +203,7 @@ def _reduce_compiled(rows: Sequence, scales: np.ndarray | None, options: Combine
                      ) -> tuple[np.ndarray, np.ndarray] | None:
     """The sorted path in compiled code, the same float32 operations as ``_reduce_sorted_band``: one
     contiguous band per frame, native float32 or stored as ``decode`` says (kind, BSCALE, BZERO, BLANK;
-    see ``fitsio.RawRows.decode``), scaled as it is read. None if a value is not finite."""
+    see ``rows.RawRows.decode``), scaled as it is read. None if a value is not finite."""
     n = len(rows)
     shape = shape or rows[0].shape
     data = np.empty(shape, dtype=np.float32)
@@ -276,40 +275,6 @@ def _reduce_masked_band(cube: np.ndarray, options: CombineOptions) -> tuple[np.n
 
 
 # --- the fast path: one sorting network per band ---------------------------------------------------
-@functools.lru_cache(maxsize=64)
-def sorting_network(n: int) -> tuple[tuple[int, int], ...]:
-    """Batcher's odd-even merge sort comparators for ``n`` inputs (pairs i < j: put min at i)."""
-    size = 1
-    while size < n:
-        size *= 2
-    pairs = []
-    p = 1
-    while p < size:
-        k = p
-        while k >= 1:
-            for j in range(k % p, size - k, 2 * k):
-                for i in range(min(k, size - j - k)):
-                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
-                        pairs.append((i + j, i + j + k))
-            k //= 2
-        p *= 2
-    return tuple((i, j) for i, j in pairs if j < n)  # comparators with padding (+inf) never swap
-
-
-@functools.lru_cache(maxsize=64)
-def selection_network(n: int, outputs: tuple[int, ...]) -> tuple[tuple[int, int, bool, bool], ...]:
-    """The sorting network pruned to what decides the sorted values at ``outputs``: comparators
-    (i, j, min needed at i, max needed at j); a comparator with one side needed costs one pass."""
-    needed = set(outputs)
-    kept = []
-    for i, j in reversed(sorting_network(n)):
-        low, high = i in needed, j in needed
-        if low or high:
-            kept.append((i, j, low, high))
-            needed |= {i, j}
-    return tuple(reversed(kept))
-
-
 def _select_frames(cube: np.ndarray, outputs: tuple[int, ...], overwrite: bool = False,
                    ) -> dict[int, np.ndarray]:
     """The values that would sit at sorted positions ``outputs`` (e.g. the median's), per pixel.

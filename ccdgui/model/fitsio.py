@@ -12,8 +12,8 @@ and an input file never.
 
 from __future__ import annotations
 
+import math
 import os
-import sys
 import tempfile
 import warnings
 from collections.abc import Iterable
@@ -24,18 +24,16 @@ import numpy as np
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyWarning
 
+from .compressed import check_declared, check_gzip
 from .files import FITS_SUFFIXES, is_fits_name, iter_fits_paths  # noqa: F401  (part of this API)
-from .frame import Frame, add_history
+from .frame import Frame, add_history, shown_value
 from .library import classify, header_notes
+from .rows import Decoding, FrameError, RawRows
 
 # Cards describing the stored array; they are rewritten for float32 output and never inherited.
 _STRUCTURAL = {"SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "EXTEND", "PCOUNT",
                "GCOUNT", "BZERO", "BSCALE", "BLANK", "BUNIT_ORIG", "CHECKSUM", "DATASUM", "EXTNAME",
                "EXTVER", "NEXTEND", "DATAMIN", "DATAMAX", "TFIELDS"}
-
-
-class FrameError(Exception):
-    """A file cannot be used as a frame; ``str(error)`` is a one-line reason for the user."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +60,49 @@ def _image_hdu_index(hdul: fits.HDUList) -> int:
             return index
     if any(n and n > 2 for n in seen):
         raise FrameError(f"{max(seen)}-D data cube, not a 2-D image")
+    if 1 in seen:
+        raise FrameError("1-D spectrum/profile, not a 2-D image")
     raise FrameError("no image data in any HDU")
+
+
+#: Keywords whose values ccdgui reads (model and window); the cards of these are made readable.
+_READ_KEYS = ("IMAGETYP", "FRAMETYP", "OBSTYPE", "FRAME", "EXPTIME", "EXPOSURE", "XBINNING", "YBINNING",
+              "SET-TEMP", "CCD-TEMP", "FILTER", "DATE-OBS", "GAIN", "RDNOISE", "BSCALE", "BZERO", "BLANK",
+              "BIASSEC", "TRIMSEC", "DATASEC", "BAYERPAT", "XBAYROFF", "YBAYROFF", "CCDGPROD", "OBJECT",
+              "INSTRUME", "EXTNAME", "EXTVER")
+
+
+def _readable(header: fits.Header) -> None:
+    """Make the values ccdgui reads readable: a card astropy cannot parse (an unquoted NAN or INF) raises
+    VerifyError wherever it is read, so it is fixed here to the text it holds (which no check accepts).
+    Only :data:`_READ_KEYS` are parsed (parsing all cards costs a third of a header read); the others
+    are fixed by astropy when an output is written (``output_verify="silentfix"``)."""
+    for key in _READ_KEYS:
+        if key not in header:
+            continue
+        card = header.cards[key]
+        try:
+            card.value  # noqa: B018 - parsing is the check
+        except fits.VerifyError:
+            try:
+                card.verify("fix")  # 'NAN' as a string
+                card.value  # noqa: B018
+            except (fits.VerifyError, ValueError):
+                header[key] = ""
+
+
+def _check_scaling(header: fits.Header) -> None:
+    """FrameError unless BSCALE and BZERO, where present, are finite numbers and BSCALE is not 0 (NaN or
+    infinite scaling would give a frame of NaN, a BSCALE of 0 one of constants)."""
+    for key in ("BSCALE", "BZERO"):
+        if key not in header:
+            continue
+        try:
+            number = float(header[key])
+        except (TypeError, ValueError, OverflowError):
+            number = math.nan
+        if not math.isfinite(number) or (key == "BSCALE" and number == 0.0):
+            raise FrameError(f"{key} = {shown_value(header[key])} is not a usable pixel scaling")
 
 
 def _merged_header(hdul: fits.HDUList, index: int) -> fits.Header:
@@ -77,110 +117,14 @@ def _merged_header(hdul: fits.HDUList, index: int) -> fits.Header:
 
 
 def _scaled_float32(hdu, header: fits.Header) -> np.ndarray:
-    """Physical values (stored × BSCALE + BZERO) as native float32, without astropy's scaling path."""
+    """Physical values as native float32, decoded as file rows are (rows.Decoding), not by astropy."""
     raw = hdu.data
     if raw is None:
         raise FrameError("no image data")
     if isinstance(hdu, fits.CompImageHDU):
         # Compressed images are decompressed (and scaled) by astropy already.
         return np.asarray(raw, dtype=np.float32)
-    bscale = float(header.get("BSCALE", 1.0) or 1.0)
-    bzero = float(header.get("BZERO", 0.0) or 0.0)
-    data = raw.astype(np.float32 if raw.dtype.itemsize <= 2 or raw.dtype.kind == "f" else np.float64)
-    if "BLANK" in header and raw.dtype.kind in "iu":
-        data[raw == header["BLANK"]] = np.nan
-    if bscale != 1.0:
-        data *= bscale
-    if bzero != 0.0:
-        data += bzero
-    return np.ascontiguousarray(data, dtype=np.float32)
-
-
-#: Stored dtypes the compiled combine kernel decodes itself (ccdgui/model/_stack.c), by dtype.str.
-_KERNEL_KINDS = {"<f4": "f", ">f4": "F", ">f8": "D", ">i2": "h", ">i4": "i", "|u1": "B"}
-
-
-class RawRows:
-    """Rows of an uncompressed image in a file, read on demand with positioned reads and returned as
-    native float32 physical values (× BSCALE + BZERO, BLANK → NaN).
-
-    No memory map: resident memory is only the rows asked for, so a combine can stream a stack of any
-    length band by band. Supports ``rows[start:stop]`` and ``read()``.
-    """
-
-    ndim = 2
-    dtype = np.dtype(np.float32)
-
-    def __init__(self, path: str | os.PathLike, offset: int, stored: np.dtype, shape: tuple[int, int],
-                 bscale: float = 1.0, bzero: float = 0.0, blank: int | None = None) -> None:
-        self.path = Path(path)
-        self.offset = int(offset)
-        self.stored = np.dtype(stored)
-        self.shape = (int(shape[0]), int(shape[1]))
-        self.bscale, self.bzero, self.blank = float(bscale), float(bzero), blank
-        self._fd: int | None = None  # kept open between band reads; close() releases it
-        self.decode = self._kernel_decode()  # asked for every band of a combine: worked out once
-
-    @property
-    def nbytes_stored(self) -> int:
-        return self.shape[0] * self.shape[1] * self.stored.itemsize
-
-    def __getitem__(self, key) -> np.ndarray:
-        if not isinstance(key, slice) or key.step not in (None, 1):
-            raise TypeError("RawRows supports contiguous row slices only")
-        start, stop, _ = key.indices(self.shape[0])
-        return self._read(start, max(start, stop))
-
-    def read(self) -> np.ndarray:
-        try:
-            return self._read(0, self.shape[0])
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        """Release the open file (the next read opens it again)."""
-        fd, self._fd = self._fd, None
-        if fd is not None:
-            os.close(fd)
-
-    def __del__(self) -> None:
-        self.close()
-
-    def _read(self, start: int, stop: int) -> np.ndarray:
-        out = np.empty((stop - start, self.shape[1]), dtype=np.float32)
-        self.read_into(start, stop, out)
-        return out
-
-    def _kernel_decode(self) -> tuple[str, float, float, int | None] | None:
-        """How the compiled combine kernel decodes ``read_raw`` bytes: (kind, BSCALE, BZERO, BLANK), or
-        None for a storage it does not know (numpy converts those)."""
-        kind = _KERNEL_KINDS.get(self.stored.str) if sys.byteorder == "little" else None
-        if kind is None:
-            return None
-        return kind, self.bscale, self.bzero, self.blank if self.stored.kind in "iu" else None
-
-    def read_raw(self, start: int, stop: int) -> bytes:
-        """Rows start…stop as stored in the file (one positioned read)."""
-        row_bytes = self.shape[1] * self.stored.itemsize
-        want = (stop - start) * row_bytes
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDONLY)
-        buffer = os.pread(self._fd, want, self.offset + start * row_bytes)
-        if len(buffer) != want:
-            raise FrameError("truncated file: data shorter than the header says")
-        return buffer
-
-    def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
-        """Rows start…stop converted straight into ``out`` (float32, shape (stop − start, nx))."""
-        buffer = self.read_raw(start, stop)
-        raw = np.frombuffer(buffer, dtype=self.stored).reshape(stop - start, self.shape[1])
-        np.copyto(out, raw, casting="unsafe")
-        if self.blank is not None and raw.dtype.kind in "iu":
-            out[raw == self.blank] = np.nan
-        if self.bscale != 1.0:
-            out *= np.float32(self.bscale)
-        if self.bzero != 0.0:
-            out += np.float32(self.bzero)
+    return Decoding.from_header(raw.dtype, header).to_float32(raw)
 
 
 def _raw_rows(path: Path, hdul: fits.HDUList, index: int) -> RawRows | None:
@@ -194,9 +138,9 @@ def _raw_rows(path: Path, hdul: fits.HDUList, index: int) -> RawRows | None:
     if stored is None:
         return None
     offset = hdul.fileinfo(index)["datLoc"]
-    blank = header.get("BLANK") if bitpix > 0 else None
-    return RawRows(path, offset, np.dtype(stored), (int(header["NAXIS2"]), int(header["NAXIS1"])),
-                   float(header.get("BSCALE", 1.0) or 1.0), float(header.get("BZERO", 0.0) or 0.0), blank)
+    decoding = Decoding.from_header(stored, header)
+    return RawRows(path, offset, decoding.stored, (int(header["NAXIS2"]), int(header["NAXIS1"])),
+                   decoding.bscale, decoding.bzero, decoding.blank)
 
 
 def _open_image(path: Path, hdu: int | None, work):
@@ -208,11 +152,17 @@ def _open_image(path: Path, hdu: int | None, work):
         raise FrameError(f"cannot read: {exc.strerror or exc}") from None
     if size == 0:
         raise FrameError("empty file (0 bytes)")
+    gzipped = check_gzip(path)  # a gzip bomb is refused before astropy inflates it
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyWarning)
             with fits.open(path, mode="readonly", memmap=False, do_not_scale_image_data=True) as hdul:
-                return work(hdul, _image_hdu_index(hdul) if hdu is None else hdu), size
+                index = _image_hdu_index(hdul) if hdu is None else hdu
+                for header in {id(h): h for h in (hdul[0].header, hdul[index].header)}.values():
+                    _readable(header)
+                if gzipped or isinstance(hdul[index], fits.CompImageHDU):
+                    check_declared(hdul[index].header)  # astropy would inflate the image whole
+                return work(hdul, index), size
     except FrameError:
         raise
     except (OSError, ValueError, TypeError, IndexError, KeyError) as exc:
@@ -245,6 +195,7 @@ def read_header_frame(path: str | os.PathLike, hdu: int | None = None) -> Frame:
     path = Path(path)
 
     def inspect(hdul: fits.HDUList, index: int):
+        _check_scaling(hdul[index].header)
         return index, _merged_header(hdul, index), _raw_rows(path, hdul, index), _image_shape(hdul[index])
 
     (index, header, rows, shape), size = _open_image(path, hdu, inspect)
@@ -285,6 +236,7 @@ def read_frame(path: str | os.PathLike, hdu: int | None = None) -> Frame:
     path = Path(path)
 
     def load(hdul: fits.HDUList, index: int):
+        _check_scaling(hdul[index].header)
         return index, _merged_header(hdul, index), _scaled_float32(hdul[index], hdul[index].header)
 
     (index, header, data), _ = _open_image(path, hdu, load)
@@ -415,6 +367,16 @@ def _output_header(frame: Frame) -> fits.Header:
     return header
 
 
+def _read_umask() -> int:
+    """The process's umask (read by setting it and restoring it: once, at import, not per thread)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 def write_frame(frame: Frame, path: str | os.PathLike, overwrite: bool = False,
                 protect: Iterable[str | os.PathLike] = ()) -> Path:
     """Write ``frame`` as float32 FITS atomically; refuse to replace any path in ``protect``."""
@@ -441,6 +403,7 @@ def write_frame(frame: Frame, path: str | os.PathLike, overwrite: bool = False,
                 hdu.writeto(handle, output_verify="silentfix")
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp_name, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs follow the umask
         os.replace(tmp_name, path)
     except BaseException:
         if os.path.exists(tmp_name):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,11 +30,64 @@ class FrameKind(str, enum.Enum):
         return self.value.upper()
 
 
+MAX_EXPOSURE = 1e7  # s: longer "exposures" (115 days) are header garbage
+MAX_BINNING = 64
+
+
 def _float_or_none(value) -> float | None:
+    """``value`` as a finite float; None when absent, not a number, NaN, ±inf or beyond a float."""
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if math.isfinite(number) else None
+
+
+def _exposure_card(header: fits.Header) -> tuple[str, object] | None:
+    """(keyword, value) the exposure is read from: EXPTIME, else EXPOSURE unless its comment says minutes."""
+    if "EXPTIME" in header:
+        return "EXPTIME", header["EXPTIME"]
+    if "EXPOSURE" in header and "min" not in header.comments["EXPOSURE"].lower():
+        return "EXPOSURE", header["EXPOSURE"]
+    return None
+
+
+def header_exptime(header: fits.Header) -> float | None:
+    """The exposure in seconds, None when absent or not a valid exposure (text, NaN, ±inf, negative,
+    over :data:`MAX_EXPOSURE`): a wrong exposure would scale a dark by it."""
+    card = _exposure_card(header)
+    value = None if card is None else _float_or_none(card[1])
+    return value if value is not None and 0.0 <= value <= MAX_EXPOSURE else None
+
+
+def _binning_factor(value) -> int | None:
+    """A binning factor: a whole number 1..MAX_BINNING, else None."""
+    number = _float_or_none(value)
+    if number is None or not number.is_integer() or not 1 <= number <= MAX_BINNING:
+        return None
+    return int(number)
+
+
+def header_value_notes(header: fits.Header) -> list[str]:
+    """One line for each exposure or binning value the header states but that cannot be true."""
+    notes = []
+    card = _exposure_card(header)
+    if card is not None and header_exptime(header) is None:
+        notes.append(f"{card[0]} = {shown_value(card[1])} is not a valid exposure: treated as unknown")
+    for key in ("XBINNING", "YBINNING"):
+        if key in header and _binning_factor(header[key]) is None:
+            notes.append(f"{key} = {shown_value(header[key])} is not a valid binning: taken as 1")
+    return notes
+
+
+def shown_value(value) -> str:
+    """A header value for a one-line reason or note (numbers as %g, text quoted and cut short)."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    text = str(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return text if len(text) <= 20 else f"{text[:6]}… ({len(text)} digits)"
+    return repr(text[:30])
 
 
 class Frame:
@@ -55,7 +109,7 @@ class Frame:
             raise ValueError(f"a frame holds a 2-D image, got {data.ndim}-D data")
         self._data = data
         self._loader = loader
-        self._rows = rows  # reads row bands from disk (fitsio.RawRows) without loading the frame
+        self._rows = rows  # reads row bands from disk (rows.RawRows) without loading the frame
         self._shape = tuple(data.shape) if data is not None else tuple(shape)  # type: ignore[arg-type]
         self.header = fits.Header() if header is None else header
         self.kind = kind
@@ -83,7 +137,7 @@ class Frame:
 
     @property
     def rows(self):
-        """The file's row reader (fitsio.RawRows) of a frame read from an uncompressed file, else None."""
+        """The file's row reader (rows.RawRows) of a frame read from an uncompressed file, else None."""
         return self._rows
 
     def stack_source(self):
@@ -110,21 +164,15 @@ class Frame:
     # --- header conveniences -------------------------------------------------------------
     @property
     def exptime(self) -> float | None:
-        """Exposure in seconds from EXPTIME (or EXPOSURE unless its comment says minutes), else None."""
-        if "EXPTIME" in self.header:
-            return _float_or_none(self.header["EXPTIME"])
-        if "EXPOSURE" in self.header and "min" not in self.header.comments["EXPOSURE"].lower():
-            return _float_or_none(self.header["EXPOSURE"])
-        return None
+        """Exposure in seconds from EXPTIME (or EXPOSURE unless its comment says minutes); None when
+        absent or not a valid exposure (see :func:`header_exptime`)."""
+        return header_exptime(self.header)
 
     @property
     def binning(self) -> tuple[int, int]:
-        """(x, y) binning from XBINNING/YBINNING, 1 when absent."""
-        def factor(key: str) -> int:
-            value = _float_or_none(self.header.get(key, 1))
-            return int(value) if value and value >= 1 else 1
-
-        return factor("XBINNING"), factor("YBINNING")
+        """(x, y) binning from XBINNING/YBINNING; 1 when absent or not a whole number 1..MAX_BINNING."""
+        return (_binning_factor(self.header.get("XBINNING", 1)) or 1,
+                _binning_factor(self.header.get("YBINNING", 1)) or 1)
 
     @property
     def temperature(self) -> float | None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 from astropy.io import fits
 
-from .frame import FrameKind
+from .frame import FrameKind, _float_or_none, header_value_notes, shown_value
 
 if TYPE_CHECKING:
     from .frame import Frame
@@ -58,7 +58,10 @@ def classify(header: fits.Header, filename: str = "", data: np.ndarray | None = 
     """Frame kind from the header, else from the file name and exposure; second item True if guessed.
 
     A header 'light' whose file name says flat is taken as a flat (CCDSoft labels flats 'Light Frame').
+    A calibrated frame written by ccdgui (CCDGPROD = 'calibrated') is calibrated, whatever IMAGETYP says.
     """
+    if str(header.get("CCDGPROD", "")).strip().lower() == "calibrated":
+        return FrameKind.CALIBRATED, False
     header_kind = None
     for key in TYPE_KEYWORDS:
         if key in header:
@@ -79,7 +82,7 @@ def classify(header: fits.Header, filename: str = "", data: np.ndarray | None = 
     try:
         if exptime is not None and float(exptime) == 0.0:
             return FrameKind.BIAS, True
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         pass
     return FrameKind.UNKNOWN, True
 
@@ -114,14 +117,14 @@ class CameraKey(NamedTuple):
 
 def night_of(frame: Frame) -> str | None:
     """The date of the evening a frame belongs to: DATE-OBS minus 12 h (so a 04:00 UT frame and a 20:00
-    UT frame of the same night agree); None without a readable DATE-OBS."""
+    UT frame of the same night agree); None without a readable DATE-OBS (or one at the calendar's ends)."""
     text = str(frame.header.get("DATE-OBS", "")).strip()
     try:
         when = datetime.datetime.fromisoformat(text[:19] if "T" in text else text[:10])
-    except ValueError:
+        if "T" in text:
+            when -= datetime.timedelta(hours=12)
+    except (ValueError, OverflowError):
         return None
-    if "T" in text:
-        when -= datetime.timedelta(hours=12)
     return when.date().isoformat()
 
 
@@ -168,7 +171,8 @@ def _substitute_note(kind: str, used: CameraKey, wanted: CameraKey) -> str | Non
     if used.temperature != wanted.temperature:
         differences.append(f"{_temp(used.temperature)} for a frame at {_temp(wanted.temperature)}")
     if used.night != wanted.night:
-        differences.append(f"night of {used.night} for a frame of {wanted.night}")
+        differences.append(f"night of {used.night or 'unknown date'} for a frame of "
+                           f"{wanted.night or 'unknown date'}")
     return f"master {kind} from another " + "; ".join(differences) if differences else None
 
 
@@ -241,10 +245,16 @@ def header_notes(header: fits.Header, data: np.ndarray | None = None) -> list[st
     markers = calibration_markers(header)
     if markers:
         notes.append("already calibrated (" + ", ".join(markers) + "): bias/dark will not be applied again")
-    if header.get("BITPIX", 0) < 0 and float(header.get("BZERO", 0) or 0) != 0:
+    if header.get("BITPIX", 0) < 0 and (_float_or_none(header.get("BZERO", 0)) or 0) != 0:
         notes.append(f"floating-point data with BZERO={header['BZERO']} (applied, as the FITS standard says)")
     if "EXPTIME" not in header and "EXPOSURE" in header and "min" in header.comments["EXPOSURE"].lower():
         notes.append("exposure given in minutes (EXPOSURE); treated as unknown")
+    notes.extend(header_value_notes(header))
+    for key, default in (("GAIN", "1 e-/ADU"), ("RDNOISE", "10 e-")):
+        value = _float_or_none(header.get(key, 1))
+        if value is None or value <= 0:
+            notes.append(f"{key} = {shown_value(header[key])} is not usable: {default} assumed where it is "
+                         "needed")
     if "BAYERPAT" in header:
         pattern = str(header["BAYERPAT"]).strip()
         notes.append(f"colour sensor, Bayer pattern {pattern}: calibrated as a raw mosaic")

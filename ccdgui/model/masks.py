@@ -5,22 +5,44 @@
 * Flat defects: IRAF's ``ccdmask`` as ccdproc implements it with ``byblocks=True``: the flat minus its
   running median, in units of a robust σ per block ((69.1 − 30.9 percentile) / 2), beyond −lsigma or
   +hsigma is bad. numpy only (scipy is not a run-time dependency).
-* Cosmic rays: L.A.Cosmic through the optional ``astroscrappy`` package, else a numpy median method for
-  hits of one to three pixels (wide tracks need L.A.Cosmic: ``pip install ccdgui[cosmics]``).
+* Cosmic rays: L.A.Cosmic with the optional ``astroscrappy`` package's filters, else a numpy median
+  method for hits of one to three pixels (wide tracks need L.A.Cosmic: ``pip install ccdgui[cosmics]``).
 Masks are boolean arrays, True = bad, the numpy.ma convention.
+
+The long steps take ``cancel``: ``None``, or anything whose ``check()`` raises to stop (a pipeline
+CancelToken); it is called between bands of rows, at most ~0.2 s of work apart on a 4096² frame.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Protocol
+
 import numpy as np
 
-BAND_ROWS = 128  # rows of a running filter computed at once (bounded memory)
+BAND_ROWS = 128  # rows of a running filter computed at once (bounded memory, a cancel check per band)
+
+
+class Cancel(Protocol):
+    """What ``cancel`` arguments need: ``check()`` raises when the work should stop."""
+
+    def check(self) -> None: ...
+
+
+def _checker(cancel: Cancel | None) -> Callable[[], None]:
+    """``cancel.check``, or a no-op for ``None``."""
+    return cancel.check if cancel is not None else _no_check
+
+
+def _no_check() -> None:
+    pass
 
 
 # --- running order statistics without scipy ------------------------------------------------------------
-def running_median(data: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+def running_median(data: np.ndarray, size: int | tuple[int, int], cancel: Cancel | None = None) -> np.ndarray:
     """Median over a box (``size`` or (rows, columns), odd) around every pixel, edges mirrored like
     scipy.ndimage's default "reflect" mode, computed in bands of rows so memory stays bounded."""
+    check = _checker(cancel)
     rows, cols = (size, size) if np.isscalar(size) else size
     if rows < 1 or cols < 1 or rows % 2 != 1 or cols % 2 != 1:
         raise ValueError(f"running median box must be odd and positive, got {size}")
@@ -29,6 +51,7 @@ def running_median(data: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     middle = rows * cols // 2
     out = np.empty(image.shape, dtype=np.float32)
     for start in range(0, image.shape[0], BAND_ROWS):
+        check()
         stop = min(start + BAND_ROWS, image.shape[0])
         window = np.lib.stride_tricks.sliding_window_view(padded[start:stop + rows - 1], (rows, cols))
         values = window.reshape(window.shape[0], window.shape[1], -1)  # rows × cols values per pixel
@@ -39,13 +62,15 @@ def running_median(data: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     return out
 
 
-def _third_highest_neighbour(data: np.ndarray) -> np.ndarray:
+def _third_highest_neighbour(data: np.ndarray, cancel: Cancel | None = None) -> np.ndarray:
     """Per pixel, the third highest of its 8 neighbours (outside the frame counts as −∞)."""
+    check = _checker(cancel)
     padded = np.pad(data, 1, mode="constant", constant_values=-np.inf)
     offsets = [(dy, dx) for dy in (0, 1, 2) for dx in (0, 1, 2) if (dy, dx) != (1, 1)]
     ny, nx = data.shape
     out = np.empty_like(data)
     for start in range(0, ny, BAND_ROWS):
+        check()
         stop = min(start + BAND_ROWS, ny)
         stack = np.stack([padded[start + dy:stop + dy, dx:dx + nx] for dy, dx in offsets])
         out[start:stop] = np.partition(stack, 5, axis=0)[5]
@@ -108,7 +133,7 @@ def hot_pixel_threshold(current: np.ndarray) -> float:
 
 # --- flat defects ----------------------------------------------------------------------------------------
 def flat_mask(flat: np.ndarray, ncmed: int = 7, nlmed: int = 7, ncsig: int = 15, nlsig: int = 15,
-              lsigma: float = 9.0, hsigma: float = 9.0) -> np.ndarray:
+              lsigma: float = 9.0, hsigma: float = 9.0, cancel: Cancel | None = None) -> np.ndarray:
     """Defects of a flat (or a ratio of two flats), like ccdproc ``ccdmask(byblocks=True)``: the flat
     minus its nlmed × ncmed running median (rows × columns), divided by the percentile σ of its
     nlsig × ncsig block, below −``lsigma`` or above +``hsigma``. Non-finite pixels are bad too (and
@@ -116,22 +141,26 @@ def flat_mask(flat: np.ndarray, ncmed: int = 7, nlmed: int = 7, ncsig: int = 15,
     if ncsig < 1 or nlsig < 1:
         raise ValueError(f"sigma blocks must be at least 1 × 1, got {nlsig} × {ncsig}")
     data, bad = _finite_or_median(np.asarray(flat, dtype=np.float32))
-    residual = data - running_median(data, (nlmed, ncmed))
-    sigma = _block_sigmas(residual, nlsig, ncsig)
+    residual = data - running_median(data, (nlmed, ncmed), cancel)
+    sigma = _block_sigmas(residual, nlsig, ncsig, cancel)
     return bad | (residual < -lsigma * sigma) | (residual > hsigma * sigma)
 
 
-def _block_sigmas(residual: np.ndarray, nlsig: int, ncsig: int) -> np.ndarray:
+def _block_sigmas(residual: np.ndarray, nlsig: int, ncsig: int, cancel: Cancel | None = None) -> np.ndarray:
     """(69.1 − 30.9 percentile) / 2 of each nlsig × ncsig block (blocks start at pixel 0, 0; the last
     row and column of blocks may be smaller), spread back over the block's pixels."""
     ny, nx = residual.shape
     full_y, full_x = ny // nlsig * nlsig, nx // ncsig * ncsig
     sigma = np.empty(residual.shape, dtype=np.float32)
-    if full_y and full_x:
-        blocks = residual[:full_y, :full_x].reshape(ny // nlsig, nlsig, nx // ncsig, ncsig)
-        blocks = blocks.transpose(0, 2, 1, 3).reshape(ny // nlsig, nx // ncsig, -1)
+    check = _checker(cancel)
+    step = max(1, BAND_ROWS // nlsig) * nlsig  # whole rows of blocks at a time
+    for top in range(0, full_y if full_x else 0, step):
+        check()
+        bottom = min(top + step, full_y)
+        blocks = residual[top:bottom, :full_x].reshape((bottom - top) // nlsig, nlsig, nx // ncsig, ncsig)
+        blocks = blocks.transpose(0, 2, 1, 3).reshape((bottom - top) // nlsig, nx // ncsig, -1)
         high, low = np.percentile(blocks, [69.1, 30.9], axis=-1)
-        sigma[:full_y, :full_x] = np.repeat(np.repeat((high - low) / 2.0, nlsig, axis=0), ncsig, axis=1)
+        sigma[top:bottom, :full_x] = np.repeat(np.repeat((high - low) / 2.0, nlsig, axis=0), ncsig, axis=1)
     for top in range(0, ny, nlsig):
         for left in range(0, nx, ncsig):
             if top + nlsig <= full_y and left + ncsig <= full_x:
@@ -172,6 +201,9 @@ LACOSMIC_PAD = 6       # mirrored border added around the image for L.A.Cosmic
 # the full median, not astroscrappy's separable default: ~2.7× slower (about 11 s for a 2000² light on
 # two cores), but it alone spares the cores of bright close pairs of stars
 LACOSMIC_SEPMED = False
+LACOSMIC_NITER = 4
+LACOSMIC_SIGFRAC = 0.3    # neighbours of hits join them above sigfrac × sigma (astroscrappy's default)
+COSMIC_BAND_PIXELS = 2**18  # pixels of one L.A.Cosmic filter call (~0.1 s of medfilt7 on two cores)
 
 
 def astroscrappy_available() -> bool:
@@ -192,13 +224,15 @@ def __getattr__(name: str) -> bool:
 
 def clean_cosmic_rays(data: np.ndarray, method: str = "auto", sigma: float = 5.0, gain: float = 1.0,
                       read_noise: float = 10.0, mask: np.ndarray | None = None,
-                      objlim: float = LACOSMIC_OBJLIM) -> tuple[np.ndarray, np.ndarray, str]:
+                      objlim: float = LACOSMIC_OBJLIM,
+                      cancel: Cancel | None = None) -> tuple[np.ndarray, np.ndarray, str]:
     """(cleaned float32 copy, mask of cleaned pixels, method used: "lacosmic" or "median").
 
     ``data`` in ADU with its sky (not sky-subtracted), ``gain`` in e⁻/ADU, ``read_noise`` in e⁻;
     ``sigma`` is the detection limit in units of the expected noise; pixels in ``mask`` (bad pixels)
     are never flagged (nor used by L.A.Cosmic); non-finite pixels are left as they are, never flagged.
-    "auto" is "lacosmic" when astroscrappy is installed, else "median"."""
+    "auto" is "lacosmic" when astroscrappy is installed, else "median". ``cancel.check()`` is called
+    between bands of rows (the result does not depend on the bands)."""
     if method not in COSMIC_METHODS:
         raise ValueError(f"unknown cosmic-ray method {method!r} (use {', '.join(COSMIC_METHODS)})")
     if not (sigma > 0 and gain > 0 and read_noise >= 0 and objlim > 1):
@@ -215,9 +249,9 @@ def clean_cosmic_rays(data: np.ndarray, method: str = "auto", sigma: float = 5.0
     finite, nonfinite = _finite_or_median(image)
     ignore = given | nonfinite
     if method == "lacosmic":
-        cleaned, found = _lacosmic_clean(finite, sigma, gain, read_noise, ignore, objlim)
+        cleaned, found = _lacosmic_clean(finite, sigma, gain, read_noise, ignore, objlim, cancel)
     else:
-        cleaned, found = _median_clean(finite, sigma, gain, read_noise, ignore, objlim)
+        cleaned, found = _median_clean(finite, sigma, gain, read_noise, ignore, objlim, cancel)
     found &= ~ignore
     out = image.copy()
     out[found] = cleaned[found]
@@ -225,26 +259,117 @@ def clean_cosmic_rays(data: np.ndarray, method: str = "auto", sigma: float = 5.0
 
 
 def _lacosmic_clean(image: np.ndarray, sigma: float, gain: float, read_noise: float, ignore: np.ndarray,
-                    objlim: float) -> tuple[np.ndarray, np.ndarray]:
-    """astroscrappy.detect_cosmics: 4 iterations, the full (not separable, see LACOSMIC_SEPMED) median,
-    masked 5 × 5 median replacement, no saturation cut. The image is mirrored by LACOSMIC_PAD pixels
-    first, else hits on the outermost rows and columns are missed."""
+                    objlim: float, cancel: Cancel | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """L.A.Cosmic: 4 iterations, the full (not separable, see LACOSMIC_SEPMED) median, masked 5 × 5
+    median replacement, no saturation cut. The image is mirrored by LACOSMIC_PAD pixels first, else
+    hits on the outermost rows and columns are missed. See :func:`lacosmic`."""
     try:
-        import astroscrappy
+        import astroscrappy  # noqa: F401
     except ImportError as exc:
         raise ValueError("the L.A.Cosmic method needs the optional astroscrappy package "
                          "(pip install astroscrappy, or ccdgui[cosmics]); use method='median'") from exc
     pad = min(LACOSMIC_PAD, *(n - 1 for n in image.shape))
-    found, cleaned = astroscrappy.detect_cosmics(
-        np.pad(image, pad, mode="reflect"), inmask=np.pad(ignore, pad, mode="reflect"), sigclip=sigma,
-        objlim=objlim, gain=gain, readnoise=read_noise, satlevel=np.inf, niter=4, sepmed=LACOSMIC_SEPMED,
-        cleantype="medmask")
+    found, cleaned = lacosmic(np.pad(image, pad, mode="reflect"), np.pad(ignore, pad, mode="reflect"),
+                              sigma, objlim, gain, read_noise, cancel)
     inside = (slice(pad, pad + image.shape[0]), slice(pad, pad + image.shape[1]))
     return np.asarray(cleaned[inside], dtype=np.float32), np.asarray(found[inside], dtype=bool)
 
 
+def lacosmic(data: np.ndarray, inmask: np.ndarray, sigclip: float, objlim: float, gain: float,
+             readnoise: float, cancel: Cancel | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(cosmic-ray mask, cleaned image): ``astroscrappy.detect_cosmics(data, inmask, sigclip=sigclip,
+    objlim=objlim, gain=gain, readnoise=readnoise, satlevel=inf, niter=4, sepmed=False,
+    cleantype="medmask")`` (astroscrappy ≥ 1.2) bit for bit, but cancellable: the same loop in numpy
+    around astroscrappy's C filters, each filter run on bands of rows (plus the rows its box reaches)
+    with a cancel check between bands. The masked-median replacement is done here (the C one is not
+    exported), taking the lower median of the unmasked 5 × 5 neighbours as astroscrappy does."""
+    from astroscrappy import utils
+
+    check = _checker(cancel)
+    f32 = np.float32  # astroscrappy's scalar arguments are C floats
+    sigclip, objlim, gain = float(f32(sigclip)), float(f32(objlim)), float(f32(gain))
+    sigcliplow = float(f32(LACOSMIC_SIGFRAC) * f32(sigclip))
+    cleanarr = np.ascontiguousarray(data, dtype=np.float32) * gain
+    clean_var = cleanarr + float(f32(readnoise) * f32(readnoise))
+    mask = utils.dilate3(np.ascontiguousarray(inmask, dtype=np.uint8)).astype(bool)  # no saturated stars
+    goodpix = ~mask
+    check()
+    background_level = utils.median(cleanarr[goodpix], int(goodpix.sum()))
+    check()
+    background_var_level = utils.median(clean_var[goodpix], int(goodpix.sum()))
+    rows = max(8, COSMIC_BAND_PIXELS // max(1, cleanarr.shape[1]))
+
+    def banded(function: Callable[[np.ndarray], np.ndarray], array: np.ndarray, reach: int) -> np.ndarray:
+        """``function(array)``, computed on bands of rows with ``reach`` rows either side."""
+        out = np.empty(array.shape, dtype=np.float32)
+        ny = array.shape[0]
+        for start in range(0, ny, rows):
+            check()
+            stop = min(start + rows, ny)
+            top, bottom = max(0, start - reach), min(ny, stop + reach)
+            out[start:stop] = function(np.ascontiguousarray(array[top:bottom]))[start - top:stop - top]
+        return out
+
+    def laplacian(band: np.ndarray) -> np.ndarray:
+        conved = utils.laplaceconvolve(utils.subsample(band))
+        conved[conved < 0] = 0.0
+        return utils.rebin(conved)
+
+    crmask = np.zeros(cleanarr.shape, dtype=bool)
+    for _ in range(LACOSMIC_NITER):
+        s = banded(laplacian, cleanarr, 2)
+        m5 = banded(utils.medfilt5, clean_var, 2)
+        m5[m5 < 0.00001] = 0.00001
+        noise = np.sqrt(m5)
+        del m5
+        s /= 2.0 * noise
+        check()
+        sp = s - banded(utils.medfilt5, s, 2)
+        del s
+        cosmics = np.logical_and(sp > sigclip, goodpix)
+        f = banded(utils.medfilt3, cleanarr, 1)
+        f = (f - banded(utils.medfilt7, f, 3)) / noise
+        f[f < 0.01] = 0.01
+        del noise
+        check()
+        cosmics = np.logical_and(cosmics, (sp / f) > objlim)
+        del f
+        check()
+        cosmics = np.logical_and(utils.dilate3(cosmics), goodpix)
+        cosmics = np.logical_and(sp > sigclip, cosmics)
+        cosmics = np.logical_and(utils.dilate3(cosmics), goodpix)
+        cosmics = np.logical_and(sp > sigcliplow, cosmics)
+        del sp
+        crmask |= cosmics
+        if not cosmics.any():
+            break
+        check()
+        _clean_medmask(cleanarr, crmask, mask, background_level)
+        _clean_medmask(clean_var, crmask, mask, background_var_level)
+    cleanarr /= gain
+    return crmask, cleanarr
+
+
+def _clean_medmask(image: np.ndarray, crmask: np.ndarray, mask: np.ndarray, fill: float) -> None:
+    """In place, as astroscrappy's ``clean_medmask``: each ``crmask`` pixel two or more pixels inside the
+    border gets the lower median of the pixels of its 5 × 5 box in neither mask (``fill`` if none is)."""
+    ny, nx = image.shape
+    ys, xs = np.nonzero(crmask[2:ny - 2, 2:nx - 2])
+    if ys.size == 0:
+        return
+    ys, xs = ys + 2, xs + 2
+    dy, dx = (a.ravel() for a in np.mgrid[-2:3, -2:3])
+    around_y, around_x = ys[:, None] + dy, xs[:, None] + dx
+    excluded = crmask[around_y, around_x] | mask[around_y, around_x]
+    values = np.where(excluded, np.float32(np.inf), image[around_y, around_x])
+    values.sort(axis=1)
+    count = 25 - excluded.sum(axis=1)
+    lower = values[np.arange(ys.size), np.maximum(count - 1, 0) // 2]
+    image[ys, xs] = np.where(count > 0, lower, np.float32(fill))
+
+
 def _median_clean(image: np.ndarray, sigma: float, gain: float, read_noise: float, ignore: np.ndarray,
-                  objlim: float) -> tuple[np.ndarray, np.ndarray]:
+                  objlim: float, cancel: Cancel | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The numpy method. With m5, m3 the 5 × 5 and 3 × 3 running medians and the expected noise
     n = sqrt(max(m5, 0) · gain + read_noise²) / gain (ADU), a pixel x is a hit when
       1. x − m5 > sigma · n                        (it stands out of its surroundings),
@@ -254,13 +379,16 @@ def _median_clean(image: np.ndarray, sigma: float, gain: float, read_noise: floa
          most of it with its neighbours, so its 3 × 3 median is well above the 5 × 5 one).
     Neighbours of hits passing 1 at sigma / 2 and 3 join them (the faint ends of short tracks).
     Hits get m5. Masked pixels are never flagged."""
-    median5 = running_median(image, 5)
-    median3 = running_median(image, 3)
+    check = _checker(cancel)
+    median5 = running_median(image, 5, cancel)
+    median3 = running_median(image, 3, cancel)
     electrons = np.maximum(median5, 0) * np.float32(gain)
     noise = np.sqrt(electrons + np.float32(read_noise) ** 2) / np.float32(gain)
+    check()
     excess = image - median5
     own = (image - median3) > np.float32(1 - 1 / objlim) * excess
-    peak = image - _third_highest_neighbour(image) > np.float32(sigma) * noise
+    check()
+    peak = image - _third_highest_neighbour(image, cancel) > np.float32(sigma) * noise
     found = (excess > np.float32(sigma) * noise) & peak & own & ~ignore
     found |= _grow(found) & (excess > np.float32(sigma / 2) * noise) & own & ~ignore
     return median5, found

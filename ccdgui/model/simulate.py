@@ -311,6 +311,11 @@ def iter_night(params: SimParams) -> Iterator[Frame]:
         yield Frame(data=data, header=_header(params, plan), kind=plan.kind, name=_file_name(plan))
 
 
+def frame_names(params: SimParams) -> list[str]:
+    """The file names ``iter_night`` gives its frames, in order (no pixel is made)."""
+    return [_file_name(plan) for plan in _plan(params)]
+
+
 def simulate_night(params: SimParams) -> Night:
     """All frames of a night plus the truth."""
     camera = make_camera(params)

@@ -3,7 +3,9 @@ histogram of both, and the jobs (simulate, open, calibrate) that run off the GUI
 
 from __future__ import annotations
 
+import os
 import platform
+import shutil
 import time
 from pathlib import Path
 
@@ -25,10 +27,14 @@ from PyQt6.QtWidgets import (
 )
 
 from .. import __version__
-from ..model import display, fitsio, pipeline
+from ..model import display, execute, fitsio, provenance
 from ..model.display import DisplayState
+from ..model.estimate import estimate_run
 from ..model.frame import Frame, FrameKind
-from ..model.pipeline import Progress, Recipe
+from ..model.intake import intake
+from ..model.plan import Plan, make_plan
+from ..model.progress import Progress
+from ..model.recipe import Recipe
 from ..model.simulate import SimParams, iter_night
 from . import bindings
 from .histogram_view import HistogramView
@@ -38,6 +44,7 @@ from .param_dock import ParamDock
 from .workers import JobRunner
 
 MAX_RECENT = 8
+CLOSE_WAIT_MS = 700  # the longest a closing window waits for its cancelled job's worker to stop
 
 
 # --- jobs: model generators wrapped for the runner (no science here) -----------------------------------
@@ -55,20 +62,33 @@ def simulate_job(params: SimParams):
 
 def load_job(paths: list[Path]):
     def work(token):
-        return (yield from pipeline.intake(paths, token))
+        return (yield from intake(paths, token))
     return work
 
 
-def calibrate_job(frames: list[Frame], recipe: Recipe):
+def calibrate_job(plan: Plan, recipe: Recipe, outdir: Path, quarantined: list):
     def work(token):
-        return (yield from pipeline.run(frames, recipe, token))
+        return (yield from execute.execute(plan, recipe, outdir, token, quarantined=quarantined))
     return work
 
 
-def save_job(result: pipeline.Result, recipe: Recipe, frames: list[Frame], quarantined: list, folder: Path):
+def save_job(run_folder: Path, folder: Path, overwrite: bool):
     def work(token):
-        return (yield from pipeline.save_results(result, recipe, frames, quarantined, folder, token))
+        return (yield from provenance.copy_results(run_folder, folder, overwrite, token))
     return work
+
+
+SESSION_PREFIX = "ccdgui-session-"
+
+
+def remove_abandoned_sessions() -> None:
+    """Delete session folders left by windows whose process has ended (killed, crashed)."""
+    import shutil
+    import tempfile
+
+    for folder in Path(tempfile.gettempdir()).glob(f"{SESSION_PREFIX}*"):
+        if folder.is_dir() and execute._lock_holder(folder / execute.LOCK_NAME) is None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 class MainWindow(QMainWindow):
@@ -84,13 +104,18 @@ class MainWindow(QMainWindow):
         self.quarantined: list = []
         self.masters: list[Frame] = []
         self.calibrated: list[Frame] = []
-        self.plan: pipeline.Plan | None = None
+        self.plan: Plan | None = None
         self.current: Frame | None = None
         self.blinked = False
-        self.last_result: pipeline.Result | None = None
+        self.last_result: execute.Result | None = None
+        self.saved = False                  # the last results were saved somewhere
+        self.ask_before_discarding = True   # tests turn the question off
+        self._session: Path | None = None   # this window's folder of runs (results live there until saved)
+        self._runs = 0
         self.timings: dict[str, float] = {}
         self._job_started = 0.0
         self._job_kind = ""
+        self._cancelled_text = ""
         self._limits_cache: dict[tuple, tuple[float, float]] = {}
 
         self.raw_view = ImageView("Raw")
@@ -275,6 +300,7 @@ class MainWindow(QMainWindow):
         self.runner.failed.connect(self._on_failed)
         self.runner.cancelled.connect(self._on_cancelled)
         self.runner.busy_changed.connect(self._on_busy)
+        self.runner.cancelling_changed.connect(self._on_cancelling)
         self.raw_view.hovered.connect(self._on_hover)
         self.calibrated_view.hovered.connect(self._on_hover)
         self.histogram.levels_dragging.connect(self._on_levels_dragged)
@@ -288,18 +314,23 @@ class MainWindow(QMainWindow):
 
     # --- jobs -----------------------------------------------------------------------------------------
     def _start(self, kind: str, work) -> None:
+        self.runner.cancel()  # while _job_kind still names the job being cancelled
         self._job_kind = kind
         self._job_started = time.perf_counter()
         self.runner.start(work)
 
     def simulate(self) -> None:
         """Replace the session with a new simulated night (in a worker)."""
+        if not self.discard_ok("Simulate a new night"):
+            return
         self.statusBar().showMessage("Simulating a night…")
         self._start("simulate", simulate_job(SimParams(**{f: getattr(self.sim, f) for f in
                                                           self.sim.__dataclass_fields__})))
 
     def open_paths(self, paths: list[str | Path]) -> None:
         """Replace the session with the FITS frames in ``paths`` (files or folders), in a worker."""
+        if not self.discard_ok("Open other frames"):
+            return
         paths = [Path(p) for p in paths]
         if paths:
             self._remember(paths[0] if paths[0].is_dir() else paths[0].parent)
@@ -312,34 +343,72 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Nothing to calibrate: simulate a night or open a folder", 5000)
             return
         self.statusBar().showMessage("Calibrating…")
-        recipe = Recipe.from_dict(self.recipe.to_dict())  # the worker gets its own copy
-        self._start("calibrate", calibrate_job(list(self.raw), recipe))
+        recipe = self.recipe.copy()  # the worker gets its own copy
+        self._runs += 1
+        outdir = self.session_folder() / f"run-{self._runs}"
+        plan = make_plan(self.raw, recipe)
+        self._start("calibrate", calibrate_job(plan, recipe, outdir, list(self.quarantined)))
 
-    def save_results(self, folder: str | Path) -> None:
-        """Write the last calibration's masters, calibrated frames and recipe.json (in a worker)."""
-        if self.last_result is None:
+    def session_folder(self) -> Path:
+        """This window's folder of runs, made on first use and held (a lock file) while the window lives."""
+        import tempfile
+
+        if self._session is None:
+            self._session = Path(tempfile.mkdtemp(prefix=SESSION_PREFIX))
+            (self._session / execute.LOCK_NAME).write_text(str(os.getpid()))
+        return self._session
+
+    @property
+    def unsaved(self) -> bool:
+        return self.last_result is not None and not self.saved
+
+    def discard_ok(self, action: str) -> bool:
+        """Whether unsaved results may be discarded: asks the user (Save / Discard / Cancel) if any."""
+        if not self.unsaved or not self.ask_before_discarding:
+            return True
+        buttons = QMessageBox.StandardButton
+        answer = QMessageBox.question(
+            self, "ccdgui", f"The calibrated results are not saved.\n{action} and discard them?",
+            buttons.Save | buttons.Discard | buttons.Cancel, buttons.Save)
+        if answer == buttons.Save:
+            self.choose_output()
+            return False
+        return answer == buttons.Discard
+
+    def save_results(self, folder: str | Path, overwrite: bool = False) -> None:
+        """Copy the last run's masters, calibrated frames and recipe.json to ``folder`` (in a worker);
+        ``overwrite`` replaces the outputs of a run saved there before."""
+        if self.last_result is None or self.last_result.outdir is None:
             self.statusBar().showMessage("Nothing to save yet: press Calibrate first", 5000)
             return
         folder = Path(folder)
         self.settings.setValue("last_output", str(folder))
         self.statusBar().showMessage(f"Saving to {folder}…")
-        recipe = Recipe.from_dict(self.recipe.to_dict())
-        self._start("save", save_job(self.last_result, recipe, list(self.raw), list(self.quarantined),
-                                     folder))
+        self._start("save", save_job(self.last_result.outdir, folder, overwrite))
 
     def choose_output(self) -> None:
         start = str(self.settings.value("last_output", self._last_folder()))
         folder = QFileDialog.getExistingDirectory(self, "Save results in a folder", start)
-        if folder:
-            self.save_results(folder)
+        if not folder:
+            return
+        overwrite = False
+        if any(Path(folder).iterdir()):
+            buttons = QMessageBox.StandardButton
+            answer = QMessageBox.question(
+                self, "ccdgui", f"{folder} is not empty.\nReplace the results saved there before? (Other "
+                "files are left alone.)", buttons.Yes | buttons.Cancel, buttons.Cancel)
+            if answer != buttons.Yes:
+                return
+            overwrite = True
+        self.save_results(folder, overwrite)
 
     def _on_progress(self, fraction: float, message: str) -> None:
         self.progress.setValue(int(fraction * 1000))
         self.statusBar().showMessage(message)
 
     def _on_busy(self, busy: bool) -> None:
-        self.progress.setVisible(busy)
-        self.cancel_button.setVisible(busy)
+        self.progress.setVisible(busy or self.runner.cancelling)
+        self.cancel_button.setVisible(busy or self.runner.cancelling)
         if busy:
             self.progress.setValue(0)
 
@@ -356,10 +425,12 @@ class MainWindow(QMainWindow):
             note = f"; {len(problems)} file(s) quarantined" if problems else ""
             self.statusBar().showMessage(f"Read {len(frames)} frames in {seconds:.1f} s{note}", 8000)
         elif self._job_kind == "save":
+            self.saved = True
             self.statusBar().showMessage(f"Saved {len(result)} files in {result[-1].parent} "
                                          f"({seconds:.1f} s)", 10000)
         elif self._job_kind == "calibrate":
-            self.last_result = result
+            self._forget_runs_but(result.outdir)
+            self.last_result, self.saved = result, False
             self.save_action.setEnabled(True)
             self._limits_cache.clear()
             self.masters, self.calibrated = result.masters, result.calibrated
@@ -377,17 +448,45 @@ class MainWindow(QMainWindow):
         QMessageBox.warning(self, "ccdgui", f"The {self._job_kind} job failed:\n{message}")
 
     def _on_cancelled(self) -> None:
+        """The job's result will be dropped; "Cancelling…" until its worker has stopped."""
         if self._job_kind == "save":
-            text = "Save cancelled; the files already written are complete, none is half-written"
+            self._cancelled_text = ("Save cancelled; the files already written are complete, none is "
+                                    "half-written")
         else:
-            text = f"{self._job_kind.capitalize() or 'Job'} cancelled; nothing was changed"
-        self.statusBar().showMessage(text, 6000)
+            self._cancelled_text = f"{self._job_kind.capitalize() or 'Job'} cancelled; nothing was changed"
+        if self.runner.cancelling:
+            self.statusBar().showMessage(f"Cancelling {self._job_kind or 'the job'}…")
+        else:
+            self.statusBar().showMessage(self._cancelled_text, 6000)
+
+    def _on_cancelling(self, cancelling: bool) -> None:
+        """While a cancelled worker winds down the Cancel button says so (a new job waits for it)."""
+        self.cancel_button.setText("Cancelling…" if cancelling else "Cancel")
+        self.cancel_button.setEnabled(not cancelling)
+        self._on_busy(self.runner.busy)
+        if not cancelling and not self.runner.busy:
+            self.statusBar().showMessage(self._cancelled_text, 6000)
 
     # --- session --------------------------------------------------------------------------------------
+    def _forget_runs_but(self, keep: Path | None) -> None:
+        """Delete the session's run folders other than ``keep`` (their results were replaced)."""
+        if self._session is None:
+            return
+        for folder in self._session.glob("run-*"):
+            if keep is None or folder.resolve() != Path(keep).resolve():
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def remove_session(self) -> None:
+        """Delete this window's session folder (the window is closing)."""
+        if self._session is not None:
+            shutil.rmtree(self._session, ignore_errors=True)
+            self._session = None
+
     def _set_session(self, frames: list[Frame], problems: list) -> None:
         self._limits_cache.clear()
         self.raw, self.quarantined = list(frames), list(problems)
         self.masters, self.calibrated, self.last_result = [], [], None
+        self._forget_runs_but(None)
         self.save_action.setEnabled(False)
         self.recipe.kind_overrides = {}
         self.recipe.hdu_overrides = {}
@@ -423,13 +522,13 @@ class MainWindow(QMainWindow):
         kinds = {id(f): self.recipe.kind_of(f) for f in self.raw}
         statuses: dict[int, str] = {}
         if self.raw:
-            self.plan = pipeline.make_plan(self.raw, self.recipe)
+            self.plan = make_plan(self.raw, self.recipe)
             by_name = {f.name: f for f in self.raw}
             for steps in self.plan.lights:
                 original = by_name.get(steps.frame.name)
                 if original is not None:
                     statuses[id(original)] = "will be skipped" if steps.skip else f"→ {steps.describe()}"
-            cost = pipeline.estimate_run(self.plan, self.recipe)
+            cost = estimate_run(self.plan, self.recipe)
             self.estimate_label.setText(f"Calibrate: {len(self.plan.masters)} masters, "
                                         f"~{cost.seconds:.1f} s, ~{cost.peak_bytes / 2**20:.0f} MB")
         else:
@@ -606,8 +705,12 @@ class MainWindow(QMainWindow):
             f"pyqtgraph {pyqtgraph.__version__}<br>numpy {np.__version__}<br>astropy {astropy.__version__}"))
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        if not self.discard_ok("Close the window"):
+            event.ignore()
+            return
         self.runner.cancel()
-        self.runner.wait(5000)
+        self.runner.wait(CLOSE_WAIT_MS)  # a cancelled job stops within ~0.5 s; never freeze for longer
+        self.remove_session()
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("window_state", self.saveState())
         super().closeEvent(event)

@@ -18,7 +18,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from ..model.pipeline import Recipe
+from ..model.recipe import Recipe
 from ..model.simulate import SimParams
 from . import bindings
 

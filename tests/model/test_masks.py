@@ -316,3 +316,85 @@ def test_importing_the_module_does_not_import_astroscrappy():
     code = "import sys, ccdgui.model.masks; print('astroscrappy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --- cancelling the long steps -------------------------------------------------------------------------
+class Stop(Exception):
+    pass
+
+
+class CountingCancel:
+    """A cancel argument that counts its checks and raises Stop at check number ``stop_at``."""
+
+    def __init__(self, stop_at: int | None = None) -> None:
+        self.checks, self.stop_at = 0, stop_at
+
+    def check(self) -> None:
+        self.checks += 1
+        if self.stop_at is not None and self.checks >= self.stop_at:
+            raise Stop()
+
+
+def hits_blobs_and_bad_pixels(seed: int = 0, shape=(240, 200)):
+    """sky_stars_and_hits plus a bad column and two 3 × 3 hits each ringed by bad pixels 3 px out: no
+    pixel of their 5 × 5 boxes is left to clean them with, so L.A.Cosmic fills them with the background
+    level of the whole image (a global quantity: bands must not change it)."""
+    image, *_ = sky_stars_and_hits(seed, shape)
+    bad = np.zeros(shape, bool)
+    bad[:, 150] = True
+    for y, x, amplitude in [(150, 60, 3000), (40, 120, 800)]:
+        image[y - 1:y + 2, x - 1:x + 2] += amplitude
+        image[y, x] += amplitude
+        bad[y - 3:y + 4, x - 3:x + 4] = True
+        bad[y - 2:y + 3, x - 2:x + 3] = False
+    return image, bad
+
+
+@pytest.mark.parametrize("band_pixels", [200 * 8, 200 * 13, 2**18])
+def test_lacosmic_in_bands_is_astroscrappy_on_the_whole_frame_bit_for_bit(monkeypatch, band_pixels):
+    astroscrappy = pytest.importorskip("astroscrappy")
+    if tuple(int(p) for p in astroscrappy.__version__.split(".")[:2]) < (1, 2):
+        pytest.skip("astroscrappy < 1.2 estimates the noise differently")
+    monkeypatch.setattr(masks, "COSMIC_BAND_PIXELS", band_pixels)  # 8 and 13 rows: 30 and 19 bands
+    for seed, gain, read_noise in [(0, 1.0, 5.0), (3, 1.3, 7.1)]:
+        image, bad = hits_blobs_and_bad_pixels(seed)
+        expected = astroscrappy.detect_cosmics(image, inmask=bad, sigclip=5.0, objlim=5.0, gain=gain,
+                                               readnoise=read_noise, satlevel=np.inf, niter=4,
+                                               sepmed=False, cleantype="medmask")
+        cancel = CountingCancel()
+        found, cleaned = masks.lacosmic(image, bad, 5.0, 5.0, gain, read_noise, cancel)
+        assert expected[0][149:152, 59:62].all() and expected[0][39:42, 119:122].all()
+        assert expected[1][150, 60] == expected[1][40, 120]  # the fill, the same in far-apart bands
+        np.testing.assert_array_equal(found, expected[0])
+        np.testing.assert_array_equal(cleaned, expected[1])
+        assert cancel.checks > 30 * (band_pixels < 2**18)
+
+
+@pytest.mark.parametrize("method", ["median", "lacosmic"])
+def test_cosmic_cleaning_in_bands_equals_one_band_and_stops_when_cancelled(monkeypatch, method):
+    if method == "lacosmic":
+        pytest.importorskip("astroscrappy")
+    image, bad = hits_blobs_and_bad_pixels(1)
+    whole = masks.clean_cosmic_rays(image, method, read_noise=READ_NOISE, mask=bad)
+    monkeypatch.setattr(masks, "BAND_ROWS", 9)
+    monkeypatch.setattr(masks, "COSMIC_BAND_PIXELS", 200 * 9)
+    cancel = CountingCancel()
+    banded = masks.clean_cosmic_rays(image, method, read_noise=READ_NOISE, mask=bad, cancel=cancel)
+    np.testing.assert_array_equal(banded[0], whole[0])
+    np.testing.assert_array_equal(banded[1], whole[1])
+    assert cancel.checks >= 3 * 240 // 9  # every band of every filter
+    halfway = CountingCancel(cancel.checks // 2)
+    with pytest.raises(Stop):
+        masks.clean_cosmic_rays(image, method, read_noise=READ_NOISE, cancel=halfway)
+
+
+def test_flat_mask_in_bands_is_unchanged_and_stops_when_cancelled(monkeypatch):
+    flat = np.random.default_rng(2).normal(1.0, 0.01, (250, 170)).astype(np.float32)
+    flat[17, 33] = 0.5
+    whole = masks.flat_mask(flat)
+    monkeypatch.setattr(masks, "BAND_ROWS", 20)  # one row of 15-row blocks at a time, 13 median bands
+    cancel = CountingCancel()
+    np.testing.assert_array_equal(masks.flat_mask(flat, cancel=cancel), whole)
+    assert whole[17, 33] and cancel.checks >= 13 + 16
+    with pytest.raises(Stop):
+        masks.flat_mask(flat, cancel=CountingCancel(20))

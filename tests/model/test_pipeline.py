@@ -4,14 +4,15 @@ import numpy as np
 import pytest
 from astropy.stats import mad_std
 
-from ccdgui.model import pipeline
+from ccdgui.model import execute
 from ccdgui.model.frame import FrameKind
-from ccdgui.model.pipeline import Cancelled, CancelToken, Recipe
+from ccdgui.model.progress import Cancelled, CancelToken
+from ccdgui.model.recipe import Recipe
 from ccdgui.model.simulate import SimParams, simulate_night
 
 
 def run(frames, recipe=None, cancel=None):
-    generator = pipeline.run(frames, recipe or Recipe(), cancel)
+    generator = execute.run(frames, recipe or Recipe(), cancel)
     progress = []
     try:
         while True:
@@ -124,7 +125,7 @@ def test_inputs_are_not_mutated(night):
 
 def test_cancel_stops_the_run(night):
     token = CancelToken()
-    generator = pipeline.run(night.frames, Recipe(), token)
+    generator = execute.run(night.frames, Recipe(), token)
     next(generator)
     token.cancel()
     with pytest.raises(Cancelled):
@@ -223,7 +224,7 @@ def test_two_at_a_time_keeps_order_and_stops_on_cancel():
     import threading
     import time
 
-    from ccdgui.model.pipeline import Cancelled, CancelToken, _two_at_a_time
+    from ccdgui.model.execute import _two_at_a_time
 
     running, most = set(), [0]
     lock = threading.Lock()

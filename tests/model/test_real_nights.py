@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from ccdgui.model import fitsio, library, pipeline
+from ccdgui.model import execute, fitsio, library, plan
 from ccdgui.model.frame import FrameKind
-from ccdgui.model.pipeline import Recipe
+from ccdgui.model.recipe import Recipe
 
 
 def run(frames, recipe=None):
-    return pipeline.run_to_end(frames, recipe or Recipe())
+    return execute.run_to_end(frames, recipe or Recipe())
 
 
 def counts(frames):
@@ -169,7 +169,7 @@ def test_overscan_and_trim_match_ccdproc(shared_data):
     frame = fitsio.read_frame(shared_data("odd_singles/a8280271.fits"))
     result = run([frame])
     assert result.calibrated == []  # a light with no masters is reported, not calibrated
-    prepared = pipeline._prepare(frame, Recipe(), [])
+    prepared = plan._prepare(frame, Recipe(), [])
     assert prepared.shape == (520, 512)
     ccd = CCDData(frame.data.astype(np.float64), unit="adu")
     theirs = ccdproc.subtract_overscan(ccd, overscan=ccd[:, 3:13], overscan_axis=1, median=True)
@@ -180,5 +180,5 @@ def test_overscan_and_trim_match_ccdproc(shared_data):
 def test_stale_sections_of_a_processed_frame_are_ignored(shared_data):
     frame = fitsio.read_frame(shared_data("odd_singles/center_cutout_1.fits"))
     notes = []
-    assert pipeline._prepare(frame, Recipe(), notes) is frame
+    assert plan._prepare(frame, Recipe(), notes) is frame
     assert notes == []

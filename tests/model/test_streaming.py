@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from ccdgui.model import combine, fitsio, pipeline
+from ccdgui.model import combine, execute, fitsio
+from ccdgui.model import rows as row_sources
 from ccdgui.model.combine import CombineOptions
 from ccdgui.model.frame import FrameKind
-from ccdgui.model.pipeline import Cancelled, CancelToken, Recipe
+from ccdgui.model.progress import Cancelled, CancelToken
+from ccdgui.model.recipe import Recipe
 from ccdgui.model.simulate import SimParams, iter_night
 
 
@@ -34,7 +36,7 @@ def test_rows_from_disk_equal_the_whole_frame(tmp_path, dtype, scale):
     hdu.writeto(tmp_path / "f.fits")
     lazy = fitsio.read_header_frame(tmp_path / "f.fits")
     rows = lazy.stack_source()
-    assert isinstance(rows, fitsio.RawRows) and not lazy.loaded
+    assert isinstance(rows, row_sources.RawRows) and not lazy.loaded
     whole = fitsio.read_frame(tmp_path / "f.fits").data
     np.testing.assert_array_equal(rows[5:17], whole[5:17])
     np.testing.assert_array_equal(rows.read(), whole)
@@ -65,7 +67,7 @@ def night_on_disk(tmp_path, **params):
 
 
 def masters_of(frames, recipe):
-    result = pipeline.run_to_end(frames, recipe)
+    result = execute.run_to_end(frames, recipe)
     return {m.name: m.data for m in result.masters}, {c.name: c.data for c in result.calibrated}
 
 
@@ -105,7 +107,7 @@ def test_cancel_takes_effect_within_half_a_second():
 
     frames = [Frame(data=a, kind=FrameKind.BIAS, name=f"b{i}.fits") for i, a in enumerate(arrays)]
     token = CancelToken()
-    generator = pipeline.run(frames, Recipe(combine="median"), token)
+    generator = execute.run(frames, Recipe(combine="median"), token)
     next(generator)
     next(generator)
     token.cancel()
@@ -145,7 +147,8 @@ def test_bias_subtracted_frames_stay_on_disk_and_combine_exactly(tmp_path, monke
     for path in paths:
         raw = fitsio.read_header_frame(path)
         lazy = calibrate.subtract_bias(raw, bias)
-        assert not raw.loaded and not lazy.loaded and isinstance(lazy.stack_source(), calibrate.ProcessedRows)
+        assert not raw.loaded and not lazy.loaded
+        assert isinstance(lazy.stack_source(), row_sources.ProcessedRows)
         eager = calibrate.subtract_bias(fitsio.read_frame(path), bias)
         assert eager.loaded and list(eager.header["HISTORY"]) == list(lazy.header["HISTORY"])
         assert lazy.header["SUBBIAS"] == eager.header["SUBBIAS"] == "master_bias.fits"

@@ -22,6 +22,7 @@ def window(qtbot, settings):
 
     win = MainWindow(sim=SimParams(nx=256, ny=192, n_bias=4, n_dark=4, n_flat=3, n_light=2, seed=3),
                      settings=settings)
+    win.ask_before_discarding = False
     qtbot.addWidget(win)
     win.resize(1400, 900)
     win.show()

@@ -18,6 +18,7 @@ def main(out: Path) -> int:
     assert app.platformName() == "xcb", app.platformName()
     settings = QSettings(str(out / "settings.ini"), QSettings.Format.IniFormat)
     window = MainWindow(sim=SimParams(nx=1000, ny=1000), settings=settings)
+    window.ask_before_discarding = False
     window.resize(1600, 1000)
     window.move(0, 0)
     started = time.perf_counter()

@@ -7,16 +7,16 @@ import pytest
 from astropy.stats import mad_std
 from PyQt6.QtCore import QTimer
 
-from ccdgui.model import files, pipeline
+from ccdgui.model import execute, files
 from ccdgui.model.frame import FrameKind
-from ccdgui.model.pipeline import Recipe
+from ccdgui.model.recipe import Recipe
 from ccdgui.model.simulate import SimParams, simulate_night
 
 from .conftest import wait_idle
 
 
 def run_model(frames, recipe):
-    return pipeline.run_to_end(frames, recipe)
+    return execute.run_to_end(frames, recipe)
 
 
 def test_simulate_select_calibrate_shows_the_models_answer(qtbot, window):
@@ -72,6 +72,7 @@ def test_cancel_during_calibration_leaves_the_app_usable(qtbot, settings):
     from ccdgui.qt.main_window import MainWindow
 
     win = MainWindow(settings=settings)
+    win.ask_before_discarding = False
     qtbot.addWidget(win)
     win.show()
     night = simulate_night(SimParams(nx=1200, ny=1200, n_bias=6, n_dark=6, n_flat=6, n_light=2))
@@ -96,6 +97,7 @@ def test_event_loop_stays_responsive_during_a_2000_square_calibration(qtbot, set
     from ccdgui.qt.main_window import MainWindow
 
     win = MainWindow(settings=settings)
+    win.ask_before_discarding = False
     qtbot.addWidget(win)
     win.show()
     night = simulate_night(SimParams(n_bias=5, n_dark=5, n_flat=5, n_light=2))
@@ -287,4 +289,4 @@ def test_choosing_another_image_of_a_multi_extension_file(qtbot, window, shared_
     window.set_hdu(frame, 3)
     assert window.raw[0].hdu == 3 and window.recipe.hdu_overrides == {"test0.fits": 3}
     assert window.current is window.raw[0]
-    assert pipeline.Recipe.from_dict(window.recipe.to_dict()).hdu_overrides == {"test0.fits": 3}
+    assert Recipe.from_dict(window.recipe.to_dict()).hdu_overrides == {"test0.fits": 3}

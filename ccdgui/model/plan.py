@@ -1,0 +1,427 @@
+"""A reduction decided from headers alone: which masters to build from which frames, which masters serve
+each light, and where every output goes. Pure data: planning never reads a pixel, so the window can
+re-plan at every edit and ``ccdgui reduce --dry-run`` can print it; :mod:`execute` carries it out.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import calibrate, library
+from .frame import Frame, FrameKind
+from .recipe import Recipe
+
+#: Header keyword ccdgui writes in its products (value: "master" or "calibrated"), so that an output of
+#: one run is never taken as a raw input of another.
+PRODUCT_KEY = "CCDGPROD"
+
+_RAW_KINDS = (FrameKind.BIAS, FrameKind.DARK, FrameKind.FLAT, FrameKind.LIGHT)
+_COMPRESSED = (".gz", ".fz", ".bz2")
+
+
+@dataclass(eq=False)
+class Input:
+    """One input frame as the plan saw it: its path relative to the input root, image HDU and the size
+    and modification time of its file when planned (a file changed later is caught)."""
+
+    frame: Frame
+    file: str                 # path relative to the root ('/'-separated), or the name of an in-memory frame
+    hdu: int | None = None
+    bytes: int | None = None  # None for a frame that is not in a file
+    mtime_ns: int | None = None
+
+    @property
+    def path(self) -> Path | None:
+        return self.frame.path
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "hdu": self.hdu, "bytes": self.bytes, "kind": self.frame.kind.value,
+                "exptime": self.frame.exptime, "filter": self.frame.filter, "shape": list(self.frame.shape)}
+
+
+@dataclass(eq=False)
+class MasterPlan:
+    """A master to build: its inputs (each with the steps that prepare it) and its file name."""
+
+    kind: FrameKind
+    key: tuple                  # camera key, (camera, exposure) or (camera, filter)
+    inputs: list[FrameSteps]
+    name: str = ""
+    exptime: float | None = None
+    filter: str | None = None
+
+    @property
+    def ncombine(self) -> int:
+        return len(self.inputs)
+
+    @property
+    def output(self) -> str:
+        """Where the master is written, relative to the output folder."""
+        return f"masters/{self.name}"
+
+    @property
+    def bias_subtracted(self) -> bool:
+        """Whether every input has a bias removed (false for darks of a night without biases)."""
+        return all(step.bias is not None or step.raw_dark is not None for step in self.inputs)
+
+
+@dataclass(eq=False)
+class FrameSteps:
+    """What will be done to one frame: which masters it gets, and why something is missing."""
+
+    frame: Frame
+    bias: MasterPlan | None = None
+    dark: MasterPlan | None = None
+    raw_dark: MasterPlan | None = None  # a dark that still holds the bias (no biases in the night)
+    flat: MasterPlan | None = None
+    notes: list[str] = field(default_factory=list)
+    skip: bool = False                  # nothing can be done (reason in notes)
+    source: str = ""                    # the input's file (Input.file)
+    output: str = ""                    # a light's calibrated file, relative to the output folder
+
+    def dark_factor(self) -> float:
+        """t_frame / t_dark of the dark this frame gets (1 when none or the same exposure)."""
+        dark = self.dark or self.raw_dark
+        return 1.0 if dark is None else _dark_factor(self.frame, dark)
+
+    def describe(self) -> str:
+        """'bias master_bias.fits, dark master_dark_60s.fits ×0.5, flat master_flat_r.fits'."""
+        parts = []
+        if self.bias is not None:
+            parts.append(f"bias {self.bias.name}")
+        for dark in (self.dark, self.raw_dark):
+            if dark is not None:
+                factor = _dark_factor(self.frame, dark)
+                parts.append(f"dark {dark.name}" + ("" if factor == 1.0 else f" ×{factor:.4g}"))
+        if self.flat is not None:
+            parts.append(f"flat {self.flat.name}")
+        return ", ".join(parts) or "nothing"
+
+
+@dataclass
+class Plan:
+    """Everything a run will do, decided from headers alone: shown before the user presses Calibrate."""
+
+    root: Path | None = None
+    inputs: list[Input] = field(default_factory=list)
+    masters: list[MasterPlan] = field(default_factory=list)
+    lights: list[FrameSteps] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)   # global problems (bad sections, unused frames)
+
+    @property
+    def total_frames(self) -> int:
+        return sum(m.ncombine for m in self.masters) + len(self.lights)
+
+    @property
+    def outputs(self) -> list[str]:
+        """Every file the plan writes (relative to the output folder), masters first."""
+        return [m.output for m in self.masters] + [s.output for s in self.lights if not s.skip]
+
+    def to_dict(self) -> dict:
+        """The plan as JSON-ready data (what recipe.json records and the dry run prints)."""
+        def name(master: MasterPlan | None) -> str | None:
+            return None if master is None else master.name
+
+        return {
+            "root": None if self.root is None else str(self.root),
+            "masters": [{"name": m.name, "kind": m.kind.value, "output": m.output, "exptime": m.exptime,
+                         "filter": m.filter, "inputs": [s.source for s in m.inputs],
+                         "bias": name(_first(s.bias for s in m.inputs)),
+                         "dark": name(_first(s.dark or s.raw_dark for s in m.inputs))}
+                        for m in self.masters],
+            "lights": [{"file": s.source, "output": None if s.skip else s.output, "bias": name(s.bias),
+                        "dark": name(s.dark or s.raw_dark), "dark_scale": s.dark_factor(),
+                        "flat": name(s.flat), "notes": list(s.notes)} for s in self.lights],
+            "notes": list(self.notes),
+        }
+
+
+def _first(items):
+    return next((item for item in items if item is not None), None)
+
+
+def input_root(frames: Sequence[Frame]) -> Path | None:
+    """The deepest folder holding every frame that has a file (None when none has)."""
+    folders = [str(Path(f.path).resolve().parent) for f in frames if f.path is not None]
+    return Path(os.path.commonpath(folders)) if folders else None
+
+
+def make_plan(frames: Sequence[Frame], recipe: Recipe, root: str | os.PathLike | None = None) -> Plan:
+    """Group frames and decide which master serves which frame, from headers alone (no pixel is read).
+
+    ``root``: the folder input paths are given relative to, and whose layout the calibrated frames keep
+    (default: the deepest folder holding every input).
+    """
+    plan = Plan(root=Path(root).resolve() if root is not None else input_root(frames))
+    plan.inputs = [_input(frame, plan.root) for frame in frames]
+    source = {id(i.frame): i.file for i in plan.inputs}
+    prepared = []
+    for frame in frames:
+        ready = _prepare(_reclassified(frame, recipe), recipe, plan.notes)
+        source[id(ready)] = source[id(frame)]
+        prepared.append(ready)
+    by_kind = library.group_by(prepared, lambda f: f.kind)
+    _note_left_aside(plan, by_kind)
+
+    def steps_for(frame: Frame, *masters) -> FrameSteps:
+        steps = _steps_for(frame, recipe, *masters)
+        steps.source = source[id(frame)]
+        return steps
+
+    biases = {key: MasterPlan(FrameKind.MASTER_BIAS, key, [steps_for(f) for f in group], exptime=0.0)
+              for key, group in library.group_by(by_kind.get(FrameKind.BIAS, []), library.camera_key).items()}
+    _name_masters(biases, "master_bias", lambda key: "")
+
+    darks = {}
+    for key, group in library.group_by(by_kind.get(FrameKind.DARK, []), library.dark_key).items():
+        darks[key] = MasterPlan(FrameKind.MASTER_DARK, key, [steps_for(f, biases) for f in group],
+                                exptime=key[1])
+    _name_masters(darks, "master_dark", lambda key: f"_{_seconds(key[1])}")
+    for master in darks.values():
+        if not master.bias_subtracted:
+            plan.notes.append(f"{master.name}: darks combined without bias subtraction (no master bias "
+                              f"for {library.describe_camera_key(master.key[0])})")
+
+    flats = {}
+    for key, group in library.group_by(by_kind.get(FrameKind.FLAT, []), library.flat_key).items():
+        flats[key] = MasterPlan(FrameKind.MASTER_FLAT, key, [steps_for(f, biases, darks) for f in group],
+                                filter=key[1])
+    _name_masters(flats, "master_flat", lambda key: f"_{_safe(key[1] or 'nofilter')}")
+    for master in flats.values():
+        for step in master.inputs:
+            plan.notes.extend(f"flat {step.frame.name}: {note}" for note in step.notes)
+
+    plan.masters = [*biases.values(), *darks.values(), *flats.values()]
+    plan.lights = [steps_for(f, biases, darks, flats) for f in by_kind.get(FrameKind.LIGHT, [])]
+    _assign_outputs(plan.lights)
+    if not plan.lights:
+        plan.notes.append("no light frames: masters only")
+    return plan
+
+
+def _input(frame: Frame, root: Path | None) -> Input:
+    """The frame as an input of the plan: its relative path and its file's size and time (a stat, no
+    read)."""
+    if frame.path is None:
+        return Input(frame, frame.name, frame.hdu)
+    path = Path(frame.path)
+    try:
+        stat = path.stat()
+        size, mtime = stat.st_size, stat.st_mtime_ns
+    except OSError:
+        size = mtime = None
+    resolved = path.resolve()
+    rel = resolved.relative_to(root).as_posix() if root is not None and resolved.is_relative_to(root) \
+        else path.name
+    return Input(frame, rel, frame.hdu, size, mtime)
+
+
+def _note_left_aside(plan: Plan, by_kind: dict) -> None:
+    """Notes for frames the plan does not use: products of a ccdgui run, simulation truth, unknown."""
+    unknown = by_kind.get(FrameKind.UNKNOWN, [])
+    truth = [f for f in unknown if str(f.header.get("IMAGETYP", "")).strip().upper() == "TRUTH"]
+    others = [f for f in unknown if f not in truth]
+    products = [f for kind, group in by_kind.items() if kind not in _RAW_KINDS and kind is not
+                FrameKind.UNKNOWN for f in group]
+    for frames_left, what in (
+            (products, "master or calibrated frame(s) (outputs of a reduction) not used as raw inputs"),
+            (truth, "simulation truth file(s) (IMAGETYP = TRUTH) left aside"),
+            (others, "frame(s) of unknown type not used")):
+        if frames_left:
+            plan.notes.append(f"{len(frames_left)} {what}: " + ", ".join(f.name for f in frames_left[:5])
+                              + (" …" if len(frames_left) > 5 else ""))
+
+
+def _assign_outputs(lights: list[FrameSteps]) -> None:
+    """Each light's calibrated file: its path below the input root (sub-folders kept, compression
+    suffix dropped), made unique when two inputs would give one name."""
+    taken: set[str] = set()
+    for steps in lights:
+        rel = steps.source or steps.frame.name
+        for suffix in _COMPRESSED:
+            if rel.lower().endswith(suffix):
+                rel = rel[: -len(suffix)]
+        candidate, number = rel, 1
+        while candidate.lower() in taken:
+            number += 1
+            stem, dot, ext = rel.rpartition(".")
+            candidate = f"{stem}_{number}.{ext}" if dot else f"{rel}_{number}"
+        taken.add(candidate.lower())
+        steps.output = f"calibrated/{candidate}"
+
+
+def _reclassified(frame: Frame, recipe: Recipe) -> Frame:
+    """The frame itself, or a lazy twin (same pixels, read only when used) of the kind the user chose."""
+    kind = recipe.kind_of(frame)
+    if kind is frame.kind:
+        return frame
+    header = frame.header.copy()
+    twin = Frame(header=header, kind=kind, path=frame.path, name=frame.name, notes=frame.notes,
+                 loader=lambda: frame.data, shape=frame.shape, rows=frame.rows) if not frame.loaded else \
+        Frame(data=frame.data, header=header, kind=kind, path=frame.path, name=frame.name, notes=frame.notes)
+    twin.header.add_history(f"Type set to {kind.value} by the user")
+    twin.hdu = frame.hdu
+    return twin
+
+
+def _prepare(frame: Frame, recipe: Recipe, notes: list[str]) -> Frame:
+    """The frame after overscan subtraction and trimming (the same for every frame type), as a lazy twin
+    whose pixels are prepared when read; sections are checked against the header's shape now."""
+    overscan = _checked_section(frame, recipe.overscan, "BIASSEC", "overscan", notes)
+    trim = _checked_section(frame, recipe.trim, "TRIMSEC", "trim", notes)
+    if overscan is None and trim is None:
+        return frame
+    if overscan is not None and recipe.overscan_method not in calibrate.OVERSCAN_METHODS:
+        notes.append(f"{frame.name}: overscan not applied: unknown method {recipe.overscan_method!r}")
+        overscan = None
+        if trim is None:
+            return frame
+    header = frame.header.copy()
+    shape = frame.shape
+    if overscan is not None:
+        calibrate.mark_overscan(header, overscan, recipe.overscan_method, shape)
+    if trim is not None:
+        rows, cols = calibrate.parse_section(trim, shape)
+        shape = (rows.stop - rows.start, cols.stop - cols.start)
+        calibrate.mark_trim(header, trim)
+
+    def load():
+        try:
+            out = frame
+            if overscan is not None:
+                out = calibrate.subtract_overscan(out, overscan, recipe.overscan_method)
+            if trim is not None:
+                out = calibrate.trim(out, trim)
+            return out.data
+        finally:
+            frame.release()
+
+    twin = Frame(header=header, kind=frame.kind, path=frame.path, name=frame.name, guessed=frame.guessed,
+                 notes=frame.notes, loader=load, shape=shape)
+    twin.hdu = frame.hdu
+    return twin
+
+
+def _checked_section(frame: Frame, setting: str, header_key: str, step: str, notes: list[str]) -> str | None:
+    """The section a step uses for this frame (from the recipe or the header), or None; a section that
+    cannot be read or lies outside the frame is noted and not used."""
+    section = _section_for(frame, setting, header_key)
+    if section is None:
+        return None
+    try:
+        calibrate.parse_section(section, frame.shape)
+    except ValueError as exc:
+        notes.append(f"{frame.name}: {step} {str(section).strip()[:40]} not applied: {exc}")
+        return None
+    return section
+
+
+def _section_for(frame: Frame, setting: str, header_key: str) -> str | None:
+    setting = (setting or "off").strip()
+    if setting.lower() == "off":
+        return None
+    if setting.lower() == "auto":
+        value = frame.header.get(header_key)
+        if value is None or frame.kind not in _RAW_KINDS or library.calibration_markers(frame.header):
+            return None  # nothing to do, not a raw frame, or stale sections of a processed frame
+        return str(value)
+    return setting if frame.kind in _RAW_KINDS else None
+
+
+def _steps_for(frame: Frame, recipe: Recipe, biases: dict | None = None, darks: dict | None = None,
+               flats: dict | None = None) -> FrameSteps:
+    """Choose the bias, dark and flat for one frame; notes say what is missing or odd."""
+    steps = FrameSteps(frame)
+    if biases is None:
+        return steps
+    markers = library.calibration_markers(frame.header)
+    key = library.camera_key(frame)
+    where = library.describe_camera_key(key)
+    if markers:
+        steps.notes.append(f"already calibrated ({', '.join(markers)}): bias and dark not subtracted again")
+    else:
+        steps.bias, note = library.pick_bias(biases, key)
+        steps.notes.extend([note] if note else [])
+        if darks is not None:
+            _choose_dark(steps, recipe, darks, key, where)
+        if steps.bias is None and steps.raw_dark is None:
+            steps.notes.append(f"no master bias for {where}")
+    if flats is not None:
+        if "FLATCOR" in frame.header:
+            steps.notes.append("already flat-fielded (FLATCOR): flat not applied again")
+        else:
+            steps.flat, note = library.pick_flat(flats, key, frame.filter)
+            steps.notes.extend([note] if note else [])
+            if steps.flat is None:
+                steps.notes.append(f"no master flat for filter {frame.filter or '(none)'} at {where}")
+    if not (steps.bias or steps.dark or steps.raw_dark or steps.flat):
+        steps.skip = True
+        steps.notes.append("not calibrated: no master matches it")
+    return steps
+
+
+def _choose_dark(steps: FrameSteps, recipe: Recipe, darks: dict, key, where: str) -> None:
+    frame = steps.frame
+    dark = library.pick_dark(darks, key, frame.exptime, recipe.scale_dark)
+    same_exposure = dark is not None and dark.exptime == library.exposure_key(frame.exptime)
+    if dark is not None and not dark.bias_subtracted:
+        if same_exposure and steps.bias is None:
+            steps.raw_dark = dark
+        else:
+            steps.notes.append(f"{dark.name} still holds the bias and has another exposure: not used")
+    elif dark is not None and not same_exposure and frame.exptime is None:
+        steps.notes.append(f"exposure unknown: {dark.name} cannot be scaled, dark not subtracted")
+    else:
+        steps.dark = dark
+    if steps.dark is None and steps.raw_dark is None:
+        steps.notes.append(f"no master dark for {where} at {_seconds(frame.exptime)}")
+
+
+def _dark_factor(frame: Frame, dark: MasterPlan) -> float:
+    if frame.exptime is None or not dark.exptime or library.exposure_key(frame.exptime) == dark.exptime:
+        return 1.0
+    return frame.exptime / dark.exptime
+
+
+def _name_masters(masters: dict[tuple, MasterPlan], stem: str, suffix) -> None:
+    """File names for masters: ``stem + suffix(key)``, plus size, binning, temperature and night where
+    masters would otherwise share a name (only the parts in which they differ)."""
+    def camera(key) -> library.CameraKey:
+        return key if isinstance(key, library.CameraKey) else key[0]
+
+    by_base = library.group_by(masters, lambda key: f"{stem}{suffix(key)}")
+    for base, keys in by_base.items():
+        varying = [len({camera(k)[i] for k in keys}) > 1 for i in range(4)]
+        for key in keys:
+            (ny, nx), (bx, by), band, night = camera(key)
+            parts = [f"_{nx}x{ny}" if varying[0] else "", f"_bin{bx}x{by}" if varying[1] else "",
+                     f"_{'unknownT' if band is None else f'{band:g}C'}" if varying[2] else "",
+                     f"_{night or 'unknown-night'}" if varying[3] else ""]
+            masters[key].name = f"{base}{''.join(parts)}.fits"
+
+
+def format_plan(plan: Plan) -> str:
+    """The plan as text: one line per master and per light, then the notes."""
+    lines = []
+    for master in plan.masters:
+        inputs = ", ".join(step.source for step in master.inputs[:3])
+        more = f" and {master.ncombine - 3} more" if master.ncombine > 3 else ""
+        lines.append(f"{master.output}: {master.ncombine} frame(s) ({inputs}{more})")
+    for steps in plan.lights:
+        status = "SKIP" if steps.skip else f"{steps.describe()} -> {steps.output}"
+        lines.append(f"{steps.source}: {status}")
+        lines.extend(f"    note: {note}" for note in steps.notes)
+    lines.extend(f"note: {note}" for note in plan.notes)
+    return "\n".join(lines)
+
+
+def _seconds(exposure: float | None) -> str:
+    return "unknown" if exposure is None else f"{exposure:g}s"
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", text).strip("_") or "x"
