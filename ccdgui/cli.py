@@ -238,7 +238,7 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     outdir: Path = args.outdir
     if not indir.is_dir():
         raise CliError(f"input folder {indir} does not exist or is not a folder", EXIT_USAGE)
-    if outdir.exists() and outdir.resolve() == indir.resolve():
+    if outdir.resolve() == indir.resolve():
         raise CliError("the output folder must differ from the input folder", EXIT_USAGE)
     if indir.resolve().is_relative_to(outdir.resolve()):
         raise CliError(f"the input folder {indir} lies inside the output folder {outdir}", EXIT_USAGE)

@@ -271,14 +271,16 @@ class _Run:
         self.inputs = inputs
         self.options = recipe.combine_options()
         self.built: dict[int, Frame] = {}
+        self.failed: dict[int, str] = {}         # master id -> why it could not be made
         self.norms: dict[int, float | Exception] = {}
         self.bad_pixels: dict[int, tuple] = {}   # master id -> (mask, description), made once per master
         self.values: dict[str, dict] = {}        # master name -> values measured while building it
         self.meter = _Meter(total=plan.total_frames)
         self.result = Result(outdir=folder.path, problems=list(plan.notes))
 
-    def write(self, frame: Frame, rel: str, product: str, source: str) -> Path:
-        """Write one product atomically, with its sha256 recorded; OSError becomes OutputError."""
+    def write(self, frame: Frame, rel: str, product: str, source: str) -> tuple[Path, dict]:
+        """Write one product atomically; returns its path and its record (with its sha256). OSError
+        becomes OutputError."""
         path = self.folder.path / rel
         frame.header[PRODUCT_KEY] = (product, "written by ccdgui: not a raw frame")
         try:
@@ -287,19 +289,24 @@ class _Run:
             kept = "; outputs finished so far are kept" if self.result.outputs else ""
             raise OutputError(f"cannot write {rel}: {os_error_reason(exc)}{kept}") from None
         self.folder.journal(rel)
-        self.result.outputs.append({"file": rel, "sha256": sha256_of(path), "kind": product, "from": source})
-        return path
+        return path, {"file": rel, "sha256": sha256_of(path), "kind": product, "from": source}
 
     # masters -------------------------------------------------------------------------------------
     def masters(self, scratch: str) -> Generator[Progress, None, None]:
         for master in self.plan.masters:
             self.cancel.check()
-            frame = yield from self._build_master(master, scratch)
+            try:
+                frame = yield from self._build_master(master, scratch)
+            except (calibrate.CalibrationError, fitsio.FrameError, ValueError) as exc:  # a flat of median 0
+                self.failed[id(master)] = f"{master.name} could not be made: {exc}"
+                self.result.problems.append(self.failed[id(master)])
+                continue
             self.built[id(master)] = frame
-            path = self.write(frame, master.output, "master", master.name)
+            path, record = self.write(frame, master.output, "master", master.name)
+            self.result.outputs.append(record)
             self.result.masters.append(fitsio.read_header_frame(path))
         for master in self.plan.masters:
-            if master.kind is FrameKind.MASTER_FLAT:
+            if master.kind is FrameKind.MASTER_FLAT and id(master) in self.built:
                 self._flat_norm(master)
 
     def _build_master(self, master: MasterPlan, scratch: str) -> Generator[Progress, None, Frame]:
@@ -343,7 +350,7 @@ class _Run:
     def lights(self) -> Generator[Progress, None, None]:
         for steps in self.plan.lights:  # masks are found once per master, before the lights share them
             for master in (steps.dark, steps.flat):
-                if master is not None and not steps.skip:
+                if master is not None and not steps.skip and id(master) in self.built:
                     self._bad_pixels(master)
         done = _two_at_a_time(self._calibrate_and_write, self.plan.lights, self.cancel)
         for steps, outcome in zip(self.plan.lights, done, strict=True):
@@ -352,15 +359,18 @@ class _Run:
             if isinstance(outcome, str):
                 self.result.problems.append(outcome)
             elif outcome is not None:
-                self.result.calibrated.append(fitsio.read_header_frame(outcome))
+                path, record = outcome
+                self.result.outputs.append(record)  # in the plan's order, whichever thread finished first
+                self.result.calibrated.append(fitsio.read_header_frame(path))
 
-    def _calibrate_and_write(self, steps: FrameSteps) -> Path | str | None:
-        """The calibrated light's file, or why it could not be made, or None for a light to skip."""
+    def _calibrate_and_write(self, steps: FrameSteps) -> tuple[Path, dict] | str | None:
+        """The calibrated light's file and record, or why it could not be made, or None for a light to
+        skip."""
         if steps.skip:
             return None
         try:
             calibrated = self._apply(steps, with_flat=True).materialised()
-        except calibrate.CalibrationError as exc:
+        except (calibrate.CalibrationError, fitsio.FrameError) as exc:
             return f"light {steps.source}: not calibrated: {exc}"
         finally:
             steps.frame.release()
@@ -371,6 +381,9 @@ class _Run:
     def _apply(self, steps: FrameSteps, with_flat: bool) -> Frame:
         """Apply the planned bias, dark (and flat) to one frame; returns a new frame."""
         out, built = steps.frame, self.built
+        for master in (steps.raw_dark, steps.bias, steps.dark, steps.flat if with_flat else None):
+            if master is not None and id(master) in self.failed:
+                raise calibrate.CalibrationError(self.failed[id(master)])
         if steps.raw_dark is not None:
             out = calibrate.subtract_dark(out, built[id(steps.raw_dark)], scale=False)
         if steps.bias is not None:
@@ -386,7 +399,8 @@ class _Run:
 
     def _clean_and_mask(self, frame: Frame, steps: FrameSteps) -> Frame:
         """Cosmic rays cleaned (if asked), then bad pixels of the light's masters set to NaN (if asked)."""
-        found_in = [self._bad_pixels(master) for master in (steps.dark, steps.flat) if master is not None]
+        found_in = [self._bad_pixels(master) for master in (steps.dark, steps.flat)
+                    if master is not None and id(master) in self.built]
         found_in = [(mask, source) for mask, source in found_in if mask is not None]
         mask = masks.combine_masks(*(mask for mask, _ in found_in))
         if self.recipe.cosmic_rays != "off":
