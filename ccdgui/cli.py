@@ -81,17 +81,6 @@ def build_parser() -> argparse.ArgumentParser:
                     "(no folders), replay the reduction R records and verify every output bit for bit.")
     red.add_argument("indir", type=Path, nargs="?")
     red.add_argument("outdir", type=Path, nargs="?")
-    red.add_argument("--combine", choices=("average", "median", "sum"))
-    red.add_argument("--reject", choices=("none", "sigma", "minmax"))
-    red.add_argument("--sigma-low", type=float, metavar="S")
-    red.add_argument("--sigma-high", type=float, metavar="S")
-    red.add_argument("--mask-hot-pixels", action="store_true", default=None, dest="hot_pixels",
-                     help="set hot pixels of the master dark to NaN in the calibrated lights")
-    red.add_argument("--mask-flat-defects", action="store_true", default=None, dest="flat_defects",
-                     help="set defects of the master flat (ccdmask method) to NaN in the calibrated lights")
-    red.add_argument("--cosmic-rays", choices=("off", "auto", "lacosmic", "median"),
-                     help="clean cosmic rays in the calibrated lights (auto: L.A.Cosmic if astroscrappy "
-                          "is installed, else the median method)")
     red.add_argument("--recipe", type=Path, metavar="FILE.json",
                      help="a recipe.json: alone, replay and verify that reduction; with INDIR OUTDIR, use "
                           "its options on other frames (flags given here win)")
@@ -104,10 +93,50 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print the plan (masters, which master serves each light, output files) and the "
                           "estimate, then stop")
     red.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_recipe_flags(red)
 
     gui = commands.add_parser("gui", help="open the desktop application (the default)")
     gui.add_argument("paths", nargs="*", help="FITS files or folders to open")
     return parser
+
+
+def _option_type(option):
+    """argparse ``type`` for a recipe option: the schema's check, its one-line refusal as the error."""
+    def parse(text: str):
+        try:
+            return option.parse_text(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = option.name
+    return parse
+
+
+def add_recipe_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per recipe option (:data:`ccdgui.model.recipe.OPTIONS`), grouped as in the dock, each
+    with its range and default in the help; a flag not given leaves no attribute (the recipe's value
+    stays)."""
+    from .model.recipe import DOCK_GROUPS, OPTIONS
+
+    groups = {name: parser.add_argument_group(f"recipe: {(name or 'per-file overrides').lower()}")
+              for name in (*DOCK_GROUPS, "")}
+    for option in OPTIONS:
+        group = groups[option.group]
+        allowed = option.allowed() + (f" ({option.unit})" if option.unit else "")
+        if option.kind == "bool":
+            allowed = "default " + (option.cli_flag if option.default else f"--no-{option.cli_flag[2:]}")
+        else:
+            allowed += f"; default {option.default_text()}"
+        help_text = f"{option.help} [{allowed}]".replace("%", "%%")
+        common = dict(dest=option.name, default=argparse.SUPPRESS, help=help_text)
+        if option.kind == "bool":
+            group.add_argument(option.cli_flag, action=argparse.BooleanOptionalAction, **common)
+        elif option.kind == "dict":
+            group.add_argument(option.cli_flag, action="append", type=_option_type(option),
+                               metavar=option.cli_metavar, **common)
+        else:
+            group.add_argument(option.cli_flag, type=_option_type(option), metavar=option.cli_metavar,
+                               **common)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,8 +223,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 # --- reduce ------------------------------------------------------------------------------------------
 def recipe_from_args(args: argparse.Namespace, record: dict | None = None):
-    """The recipe: defaults, else the options of ``record`` (a recipe.json), then the flags given."""
-    from .model.recipe import Recipe
+    """The recipe: defaults, else the options of ``record`` (a recipe.json), then the flags given (a
+    per-file override flag adds to the record's). A bad value ends in one line (exit 2)."""
+    from .model.recipe import OPTIONS, Recipe
 
     recipe = Recipe()
     if record is not None:
@@ -204,12 +234,22 @@ def recipe_from_args(args: argparse.Namespace, record: dict | None = None):
             recipe = Recipe.from_dict(data)
         except (TypeError, ValueError) as exc:
             raise CliError(f"recipe {args.recipe}: {exc}", EXIT_USAGE) from None
-    for flag, field_name in (("combine", "combine"), ("reject", "reject"), ("sigma_low", "sigma_low"),
-                             ("sigma_high", "sigma_high"), ("hot_pixels", "hot_pixels"),
-                             ("flat_defects", "flat_defects"), ("cosmic_rays", "cosmic_rays")):
-        value = getattr(args, flag)
-        if value is not None:
-            setattr(recipe, field_name, value)
+    for option in OPTIONS:
+        if not hasattr(args, option.name):
+            continue  # not given
+        value = getattr(args, option.name)
+        if value is None and option.kind != "optional_float":
+            continue  # a namespace made elsewhere may say None for "not given"
+        if option.kind == "dict":
+            value = {**getattr(recipe, option.name), **dict(value)}
+        try:
+            setattr(recipe, option.name, option.check(value))
+        except ValueError as exc:
+            raise CliError(f"{option.cli_flag}: {exc}", EXIT_USAGE) from None
+    try:
+        recipe.check_together()
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
     return recipe
 
 
@@ -220,6 +260,24 @@ def _load_record(path: Path) -> dict:
         return load_record(path)
     except RecordError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
+    except ValueError as exc:  # an integer of more digits than int() converts: read it again, keeping
+        try:                    # its length, for the recipe's check to name the option
+            import json
+
+            record = json.loads(path.read_text(), parse_int=_json_int)
+        except ValueError:
+            raise CliError(f"{path} cannot be read: {str(exc).splitlines()[0]}", EXIT_USAGE) from None
+        if not isinstance(record, dict):
+            raise CliError(f"{path} is not a recipe (a JSON object)", EXIT_USAGE) from None
+        return record
+
+
+def _json_int(text: str) -> int:
+    """A JSON integer; one too long for int() becomes a number of as many digits."""
+    digits = text.lstrip("-")
+    if len(digits) <= 4000:
+        return int(text)
+    return (-1 if text.startswith("-") else 1) * 10 ** (len(digits) - 1)
 
 
 def cmd_reduce(args: argparse.Namespace) -> int:
@@ -243,12 +301,13 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     if indir.resolve().is_relative_to(outdir.resolve()):
         raise CliError(f"the input folder {indir} lies inside the output folder {outdir}", EXIT_USAGE)
     record = _load_record(args.recipe) if args.recipe is not None else None
+    recipe = recipe_from_args(args, record)  # a bad option is refused before any work
     paths = list_files([indir])
     if outdir.resolve().is_relative_to(indir.resolve()):  # the outputs of this run are never its inputs
         paths = [p for p in paths if not p.resolve().is_relative_to(outdir.resolve())]
     # the inputs' checksums (for recipe.json) are taken on another core while the rest loads and runs
     with Checksums([] if args.dry_run else paths) as checksums:
-        return _reduce(args, recipe_from_args(args, record), paths, indir, outdir, checksums, started)
+        return _reduce(args, recipe, paths, indir, outdir, checksums, started)
 
 
 def _reduce(args: argparse.Namespace, recipe, paths: list[Path], indir: Path, outdir: Path, checksums,

@@ -7,11 +7,24 @@ rejected and reduced, on two threads. Memory beyond the output is a few bands, w
 
 NaN in an input is a missing pixel. A pixel left with no value gets NaN and count 0.
 Sum follows ccdproc: the plain sum of the values kept (not rescaled for rejected ones).
+
+Absolute thresholds (``clip_min`` / ``clip_max``, ccdproc's ``minmax_clipping``) compare the values as
+given, before scaling, as ccdproc does (a saturation level is in the frame's own units). A value beyond
+them is missing from then on, as IRAF imcombine's thresholds: sigma clipping and min/max rejection work
+on the values left. ccdproc differs there: its ``clip_extrema`` runs first on all values and its sigma
+clipping computes centre and spread with the thresholded values still in.
+
+Per-frame weights (ccdproc's ``Combiner.weights``) make an average the weighted mean Σw·x / Σw and a
+sum the weighted sum Σw·x of the values kept, added in frame order; a median ignores them (as ccdproc's
+``median_combine``), as does sigma clipping's centre and spread. ccdproc divides by the weights of all
+frames even where values were rejected or missing; here only the kept values' weights count.
 """
 
 from __future__ import annotations
 
 import functools
+import math
+import numbers
 import os
 from collections.abc import Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +58,8 @@ class CombineOptions:
     sigma_iterations: int = 1
     minmax_low: int = 1            # lowest values dropped per pixel
     minmax_high: int = 1           # highest values dropped per pixel
+    clip_min: float | None = None  # values below are rejected first (compared before scaling)
+    clip_max: float | None = None  # values above are rejected first (e.g. saturated)
 
     def validate(self) -> None:
         """Raise ValueError with a one-line message for an impossible option."""
@@ -62,6 +77,17 @@ class CombineOptions:
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
+        for name in ("clip_min", "clip_max"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)
+                                      or not math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number, not {value!r}")
+        if self.clip_min is not None and self.clip_max is not None and not self.clip_min < self.clip_max:
+            raise ValueError(f"clip_min ({self.clip_min}) must be below clip_max ({self.clip_max})")
+
+    @property
+    def clipping(self) -> bool:
+        return self.clip_min is not None or self.clip_max is not None
 
 
 @dataclass
@@ -105,6 +131,108 @@ def inverse_median_scales(arrays: Sequence[np.ndarray]) -> list[float]:
 def inverse_mean_scales(arrays: Sequence[np.ndarray]) -> list[float]:
     """1 / mean of each frame (finite pixels)."""
     return [1.0 / _finite_stat(a, lambda x: x.mean(dtype=np.float64)) for a in arrays]
+
+
+# --- per-frame weights -----------------------------------------------------------------------------
+SAMPLE_ROWS = 128  # rows, evenly spaced, whose pixels give a frame's noise for inverse-variance weights
+
+
+def _frame_label(index: int, names: Sequence[str] | None) -> str:
+    return str(names[index]) if names is not None else f"frame {index + 1}"
+
+
+def _weight_value(value, index: int, names: Sequence[str] | None, what: str) -> float:
+    label = _frame_label(index, names)
+    if value is None:
+        raise ValueError(f"{label}: no {what}")
+    try:
+        number = math.nan if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{label}: {what} {value!r} cannot be a weight (need a finite number ≥ 0)")
+    return number
+
+
+def _mean_one(values: Sequence[float], what: str) -> list[float]:
+    """The values scaled to mean 1 (a weighted sum then stays in the units of a plain sum)."""
+    if len(values) == 0:
+        raise ValueError("no frames to weight")
+    total = math.fsum(values)
+    if total == 0:
+        raise ValueError(f"every frame's {what} is 0: nothing to weight by")
+    return [v * len(values) / total for v in values]
+
+
+def exposure_weights(exptimes: Sequence, names: Sequence[str] | None = None) -> list[float]:
+    """Weights proportional to exposure time, mean 1. A missing, negative or non-finite time is a
+    ValueError naming the frame (``names[i]``, else "frame i+1")."""
+    return _mean_one([_weight_value(t, i, names, "exposure time") for i, t in enumerate(exptimes)],
+                     "exposure time")
+
+
+def keyword_weights(headers: Sequence, keyword: str, names: Sequence[str] | None = None) -> list[float]:
+    """Weights from a header keyword (one header per frame), mean 1; a missing, negative or non-finite
+    value is a ValueError naming the frame and the keyword."""
+    values = []
+    for index, header in enumerate(headers):
+        value = header.get(keyword)
+        if value is None:
+            raise ValueError(f"{_frame_label(index, names)}: no {keyword} in its header")
+        values.append(_weight_value(value, index, names, keyword))
+    return _mean_one(values, keyword)
+
+
+def _row_sample(array) -> np.ndarray:
+    """The finite pixels of SAMPLE_ROWS evenly spaced rows (row slices: arrays and row sources alike)."""
+    ny = np.shape(array)[0]
+    rows = np.unique(np.linspace(0, ny - 1, min(ny, SAMPLE_ROWS)).round().astype(int))
+    try:
+        sample = np.concatenate([np.asarray(array[r:r + 1], dtype=np.float32).reshape(-1) for r in rows])
+    finally:
+        if hasattr(array, "close"):  # a file row source: its descriptor is not kept for this
+            array.close()
+    return sample[np.isfinite(sample)]
+
+
+def inverse_variance_weights(arrays: Sequence, scales: Sequence[float] | None = None,
+                             names: Sequence[str] | None = None) -> list[float]:
+    """Weights 1/σ², mean 1, with σ each frame's noise as combined (times its scale, if any): the MAD
+    standard deviation (1.4826 × median |x − median|) of the finite pixels of SAMPLE_ROWS evenly spaced
+    rows, robust to stars and hot pixels. A frame with no spread is a ValueError naming it."""
+    inverse = []
+    for index, array in enumerate(arrays):
+        sample = _row_sample(array)
+        sigma = math.nan
+        if sample.size:
+            sigma = MAD_TO_SIGMA * float(median_of(np.abs(sample - median_of(sample))))
+            sigma *= abs(float(scales[index])) if scales is not None else 1.0
+        if not (math.isfinite(sigma) and sigma > 0):
+            raise ValueError(f"{_frame_label(index, names)}: no noise to weight by (MAD σ = {sigma:g})")
+        inverse.append(1.0 / (sigma * sigma))
+    return _mean_one(inverse, "inverse variance")
+
+
+def _frame_weights(weights, n: int, method: str) -> np.ndarray | None:
+    """Weights checked and as float32 (what the engine multiplies by), or None where they change nothing:
+    a median, or an average with equal weights."""
+    if weights is None:
+        return None
+    try:
+        values = np.asarray(weights, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError("weights must be numbers") from None
+    if values.shape != (n,):
+        raise ValueError(f"{values.size} weights for {n} frames")
+    with np.errstate(over="ignore"):
+        single = values.astype(np.float32)
+    if not np.isfinite(single).all() or (values < 0).any():
+        raise ValueError("weights must be finite numbers ≥ 0 (within float32 range)")
+    if not (single > 0).any():
+        raise ValueError("weights are all zero")
+    if method == "median" or (method == "average" and (single == single[0]).all()):
+        return None
+    return single
 
 
 # --- band reductions -------------------------------------------------------------------------------
@@ -172,14 +300,48 @@ def _minmax(cube: np.ndarray, valid: np.ndarray, options: CombineOptions) -> np.
     return valid & (rank >= options.minmax_low) & (rank < count - options.minmax_high)
 
 
-def _reduce_band(cube: np.ndarray, options: CombineOptions) -> tuple[np.ndarray, np.ndarray]:
-    """Reduce a private band buffer (it may be overwritten). A sum over frames is finite only when every
-    value is (an overflow to inf merely sends the band down the general path)."""
+def _weighted(cube: np.ndarray, keep: np.ndarray, weights: np.ndarray, method: str,
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Σw·x (sum) or Σw·x / Σw (average) of the kept values, added in frame order in float32 (as the
+    compiled kernel adds them); NaN where nothing is kept."""
+    total = np.zeros(cube.shape[1:], dtype=np.float32)
+    weight = np.zeros_like(total)
+    zero = np.float32(0)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        for index in range(cube.shape[0]):
+            total += np.where(keep[index], weights[index] * cube[index], zero)
+            weight += np.where(keep[index], weights[index], zero)
+        data = total / weight if method == "average" else total
+    count = keep.sum(axis=0)
+    data[count == 0] = np.nan
+    return data, count
+
+
+def _clip_limits(options: CombineOptions) -> tuple[np.float32, np.float32] | None:
+    """The thresholds as float32 limits giving the same answers as comparing in double: a float32 x is
+    below clip_min exactly when it is below the smallest float32 ≥ clip_min (and likewise above)."""
+    if not options.clipping:
+        return None
+    with np.errstate(over="ignore"):
+        low = np.float32(-np.inf if options.clip_min is None else options.clip_min)
+        high = np.float32(np.inf if options.clip_max is None else options.clip_max)
+    if options.clip_min is not None and float(low) < options.clip_min:
+        low = np.nextafter(low, np.float32(np.inf))
+    if options.clip_max is not None and float(high) > options.clip_max:
+        high = np.nextafter(high, np.float32(-np.inf))
+    return low, high
+
+
+def _reduce_band(cube: np.ndarray, options: CombineOptions, clipped: np.ndarray | None = None,
+                 weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Reduce a private band buffer (it may be overwritten); ``clipped`` marks values beyond the
+    thresholds. A sum over frames is finite only when every value is (an overflow to inf merely sends
+    the band down the general path)."""
     with np.errstate(over="ignore", invalid="ignore"):
         finite = bool(np.isfinite(cube.sum(axis=0)).all())
     if finite and (options.reject != "sigma" or options.sigma_iterations == 1):
-        return _reduce_sorted_band(cube, options, overwrite=True)
-    return _reduce_masked_band(cube, options)
+        return _reduce_sorted_band(cube, options, True, clipped, weights)
+    return _reduce_masked_band(cube, options, clipped, weights)
 
 
 def _compiled_applies(n: int, options: CombineOptions) -> bool:
@@ -200,19 +362,21 @@ def _network_array(n: int, plain_median: bool) -> np.ndarray:
 
 def _reduce_compiled(rows: Sequence, scales: np.ndarray | None, options: CombineOptions,
                      decode: Sequence[tuple] | None = None, shape: tuple[int, ...] | None = None,
-                     ) -> tuple[np.ndarray, np.ndarray] | None:
+                     weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """The sorted path in compiled code, the same float32 operations as ``_reduce_sorted_band``: one
     contiguous band per frame, native float32 or stored as ``decode`` says (kind, BSCALE, BZERO, BLANK;
-    see ``rows.RawRows.decode``), scaled as it is read. None if a value is not finite."""
+    see ``rows.RawRows.decode``), thresholds compared as it is read, then scaled; ``weights`` float32.
+    None if a value is not finite."""
     n = len(rows)
     shape = shape or rows[0].shape
     data = np.empty(shape, dtype=np.float32)
     count = np.empty(shape, dtype=np.uint16)
-    network = _network_array(n, options.method == "median" and options.reject == "none")
+    plain_median = options.method == "median" and options.reject == "none" and not options.clipping
     finite = _stack.reduce_band(
-        rows, scales, decode, network, data, count, _METHOD_CODES[options.method],
+        rows, scales, decode, _network_array(n, plain_median), data, count, _METHOD_CODES[options.method],
         _REJECT_CODES[options.reject], options.sigma_center == "mean", options.sigma_spread == "std",
-        options.sigma_low, options.sigma_high, options.minmax_low, options.minmax_high, MAD_TO_SIGMA)
+        options.sigma_low, options.sigma_high, options.minmax_low, options.minmax_high, MAD_TO_SIGMA,
+        weights, options.clip_min, options.clip_max)
     return (data, count) if finite else None
 
 
@@ -239,26 +403,33 @@ def _compiled_sources(arrays, start: int, stop: int) -> tuple[list, list[tuple] 
 
 
 def _reduce_rows(arrays, scales, start: int, stop: int, options: CombineOptions,
+                 weights: np.ndarray | None = None, clip: tuple | None = None,
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Combine rows start..stop-1 of every input: compiled straight from native float32 inputs or file
-    rows when it can, else from a band numpy converted; a band with a value that is not finite takes
-    the general path."""
+    rows when it can, else from a band numpy converted (unscaled: the kernel compares the thresholds,
+    then scales); a band with a value that is not finite takes the general path."""
     if _compiled_applies(len(arrays), options):
         shape = (stop - start, np.shape(arrays[0])[1])
         sources = _compiled_sources(arrays, start, stop)
         if sources is not None:
-            result = _reduce_compiled(sources[0], scales, options, sources[1], shape)
+            result = _reduce_compiled(sources[0], scales, options, sources[1], shape, weights)
         else:
-            result = _reduce_compiled(_read_band(arrays, scales, start, stop), None, options)
+            result = _reduce_compiled(_read_band(arrays, None, start, stop)[0], scales, options,
+                                      weights=weights)
         if result is not None:
             return result
-        return _reduce_masked_band(_read_band(arrays, scales, start, stop), options)
-    return _reduce_band(_read_band(arrays, scales, start, stop), options)
+        cube, clipped = _read_band(arrays, scales, start, stop, clip)
+        return _reduce_masked_band(cube, options, clipped, weights)
+    cube, clipped = _read_band(arrays, scales, start, stop, clip)
+    return _reduce_band(cube, options, clipped, weights)
 
 
-def _reduce_masked_band(cube: np.ndarray, options: CombineOptions) -> tuple[np.ndarray, np.ndarray]:
+def _reduce_masked_band(cube: np.ndarray, options: CombineOptions, clipped: np.ndarray | None = None,
+                        weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The general path: any NaN, any number of clipping passes."""
     valid = np.isfinite(cube)
+    if clipped is not None:
+        valid &= ~clipped
     if options.reject == "sigma":
         valid = _sigma_clip(cube, valid, options)
     elif options.reject == "minmax":
@@ -266,6 +437,8 @@ def _reduce_masked_band(cube: np.ndarray, options: CombineOptions) -> tuple[np.n
     if options.method == "median":
         sorted_cube, count = _sorted_with_count(cube, valid)
         data = _median_of_sorted(sorted_cube, count)
+    elif weights is not None:
+        data, count = _weighted(cube, valid, weights, options.method)
     else:
         data, count = _masked_mean(cube, valid)
         if options.method == "sum":
@@ -415,39 +588,106 @@ def _count_beyond(ordered: Sequence[np.ndarray], low: np.ndarray, high: np.ndarr
     return start, stop
 
 
+def _short_bounds(ordered: np.ndarray, m: np.ndarray, options: CombineOptions,
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Sigma-clip runs of pixels left with m < n values by the thresholds: the first m of each sorted
+    column (the rest +inf), with a full pixel's float32 operations over m values (zeros added past m)."""
+    n = ordered.shape[0]
+    inside = np.arange(n)[:, None] < m
+    safe = np.maximum(m, 1)
+    count = m.astype(np.float32)
+
+    def middle(values: np.ndarray) -> np.ndarray:
+        low = np.take_along_axis(values, ((safe - 1) // 2)[None], axis=0)[0]
+        return (low + np.take_along_axis(values, (safe // 2)[None], axis=0)[0]) * np.float32(0.5)
+
+    median = middle(ordered)
+    mean = np.where(inside, ordered, np.float32(0)).sum(axis=0, dtype=np.float32) / count
+    if options.sigma_spread == "mad_std":
+        deviation = np.where(inside, np.abs(ordered - median), np.float32(np.inf))
+        deviation.sort(axis=0)
+        spread = middle(deviation) * np.float32(MAD_TO_SIGMA)
+    else:
+        deviation = np.where(inside, ordered - mean, np.float32(0))
+        spread = np.sqrt((deviation * deviation).sum(axis=0, dtype=np.float32) / count)
+    centre = median if options.sigma_center == "median" else mean
+    low = centre - np.float32(options.sigma_low) * spread
+    high = centre + np.float32(options.sigma_high) * spread
+    return ((ordered < low) & inside).sum(axis=0), ((ordered <= high) & inside).sum(axis=0)
+
+
+def _kept_by_rank(cube: np.ndarray, clipped: np.ndarray | None, start: np.ndarray, stop: np.ndarray,
+                  ) -> np.ndarray:
+    """Which values of the unsorted cube fall in their pixel's run start..stop-1 of the sorted order
+    (thresholded values last, ties ranked by frame: the compiled kernel's rule)."""
+    n = cube.shape[0]
+    keep = np.ones(cube.shape, dtype=bool)
+    partial = np.flatnonzero((start != 0) | (stop != n))
+    if partial.size:
+        values = cube.reshape(n, -1)[:, partial]
+        if clipped is not None:
+            values = np.where(clipped.reshape(n, -1)[:, partial], np.float32(np.inf), values)
+        order = np.argsort(values, axis=0, kind="stable")
+        rank = np.empty_like(order)
+        np.put_along_axis(rank, order, np.arange(n)[:, None], axis=0)
+        keep.reshape(n, -1)[:, partial] = ((rank >= start.reshape(-1)[partial])
+                                           & (rank < stop.reshape(-1)[partial]))
+    return keep
+
+
 def _reduce_sorted_band(cube: np.ndarray, options: CombineOptions, overwrite: bool = False,
+                        clipped: np.ndarray | None = None, weights: np.ndarray | None = None,
                         ) -> tuple[np.ndarray, np.ndarray]:
     """All values finite: sort once; a sigma-clip or min/max rejection keeps a contiguous run of the
-    sorted values (bounds are one interval), so every statistic reads that run. With ``overwrite`` the
-    cube (a private band buffer) is sorted in place."""
+    sorted values (bounds are one interval), so every statistic reads that run. Values beyond the
+    thresholds (``clipped``) sort last as +inf and a pixel's run lies within its m values left. With
+    ``overwrite`` the cube (a private band buffer) is sorted in place."""
     n = cube.shape[0]
     needs_sort = options.method == "median" or options.reject != "none"
     shape = cube.shape[1:]
-    start = np.zeros(shape, dtype=np.intp)
-    stop = np.full(shape, n, dtype=np.intp)
     if not needs_sort:
+        if clipped is not None or weights is not None:
+            return _reduce_masked_band(cube, options, clipped, weights)
         data = cube.sum(axis=0, dtype=np.float32)
-        return (data / np.float32(n) if options.method == "average" else data), stop.astype(np.uint16)
-    if options.reject == "none" and n <= 64:  # a plain median: only the middle of the order matters
+        return (data / np.float32(n) if options.method == "average" else data), np.full(shape, n, np.uint16)
+    if options.reject == "none" and n <= 64 and clipped is None and weights is None:
+        # a plain median: only the middle of the order matters
         middle = _select_frames(cube, tuple(sorted({(n - 1) // 2, n // 2})), overwrite)
         data = (middle[(n - 1) // 2] + middle[n // 2]) * np.float32(0.5)
-        return data, stop.astype(np.uint16)
-    ordered = _sorted_rows(cube, overwrite)
+        return data, np.full(shape, n, np.uint16)
+    if clipped is None:
+        m = np.full(shape, n, dtype=np.intp)
+        ordered = _sorted_rows(cube, overwrite and weights is None)
+    else:
+        m = n - clipped.sum(axis=0)
+        ordered = _sorted_rows(np.where(clipped, np.float32(np.inf), cube), overwrite=True)
+    start = np.zeros(shape, dtype=np.intp)
+    stop = m.copy()
     if options.reject == "minmax":
-        start[...] = min(options.minmax_low, n)
-        stop[...] = max(n - options.minmax_high, 0)
+        start = np.minimum(options.minmax_low, m)
+        stop = np.maximum(m - options.minmax_high, 0)
     elif options.reject == "sigma":
-        median = (ordered[(n - 1) // 2] + ordered[n // 2]) * np.float32(0.5)
-        centre = median if options.sigma_center == "median" else _sum_rows(ordered) / np.float32(n)
-        if options.sigma_spread == "mad_std":
-            spread = _median_deviation(ordered, median) * np.float32(MAD_TO_SIGMA)
-        else:
-            mean = _sum_rows(ordered) / np.float32(n)
-            spread = np.sqrt(_sum_rows([(row - mean) ** 2 for row in ordered]) / np.float32(n))
-        low = centre - np.float32(options.sigma_low) * spread
-        high = centre + np.float32(options.sigma_high) * spread
-        start, stop = _count_beyond(ordered, low, high)
-    data = _run_statistic(ordered, start, stop, options.method)
+        with np.errstate(invalid="ignore", over="ignore"):  # +inf of thresholded values: redone below
+            median = (ordered[(n - 1) // 2] + ordered[n // 2]) * np.float32(0.5)
+            centre = median if options.sigma_center == "median" else _sum_rows(ordered) / np.float32(n)
+            if options.sigma_spread == "mad_std":
+                spread = _median_deviation(ordered, median) * np.float32(MAD_TO_SIGMA)
+            else:
+                mean = _sum_rows(ordered) / np.float32(n)
+                spread = np.sqrt(_sum_rows([(row - mean) ** 2 for row in ordered]) / np.float32(n))
+            low = centre - np.float32(options.sigma_low) * spread
+            high = centre + np.float32(options.sigma_high) * spread
+            start, stop = _count_beyond(ordered, low, high)
+            short = np.flatnonzero(m < n)
+            if short.size:
+                subset = np.stack([row.reshape(-1)[short] for row in ordered])
+                start.reshape(-1)[short], stop.reshape(-1)[short] = _short_bounds(
+                    subset, m.reshape(-1)[short], options)
+    if weights is None:
+        with np.errstate(invalid="ignore", over="ignore"):
+            data = _run_statistic(ordered, start, stop, options.method)
+    else:
+        data, _ = _weighted(cube, _kept_by_rank(cube, clipped, start, stop), weights, options.method)
     return data.astype(np.float32, copy=False), np.maximum(stop - start, 0).astype(np.uint16)
 
 
@@ -502,27 +742,37 @@ def band_rows(n_frames: int, nx: int) -> int:
     return max(1, BAND_BYTES // max(1, n_frames * nx * 4))
 
 
-def _read_band(arrays, scales, start: int, stop: int) -> np.ndarray:
+def _read_band(arrays, scales, start: int, stop: int, clip: tuple | None = None,
+               ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Rows start..stop-1 of every input as one float32 band, scaled; with ``clip`` (float32 limits,
+    see ``_clip_limits``) also the mask of values beyond them, compared before scaling."""
     cube = np.empty((len(arrays), stop - start, np.shape(arrays[0])[1]), dtype=np.float32)
+    clipped = None if clip is None else np.empty(cube.shape, dtype=bool)
     for index, array in enumerate(arrays):
         if hasattr(array, "read_into"):  # rows of a file, converted straight into the band
             array.read_into(start, stop, cube[index])
         else:
             cube[index] = array[start:stop]  # converts big-endian / integer / memmap rows to float32
+        if clipped is not None:
+            np.less(cube[index], clip[0], out=clipped[index])
+            clipped[index] |= cube[index] > clip[1]
         if scales is not None and scales[index] != 1:
             cube[index] *= np.float32(scales[index])
-    return cube
+    return cube, clipped
 
 
 def iter_combine(arrays: Sequence[np.ndarray], options: CombineOptions = CombineOptions(),
-                 scales: Sequence[float] | None = None,
+                 scales: Sequence[float] | None = None, weights: Sequence[float] | None = None,
                  ) -> Generator[float, None, CombineResult]:
     """Combine band by band, yielding the fraction done after each band; returns the result.
 
+    ``weights``: one finite number ≥ 0 per frame, not all 0 (see the module notes; a median ignores them).
     Closing the generator early stops the work after the bands already running.
     """
     options.validate()
     ny, nx = _check_inputs(arrays, scales)
+    weights = _frame_weights(weights, len(arrays), options.method)
+    clip = _clip_limits(options)
     if scales is not None:  # float32 once: what numpy multiplies by, and the kernel's buffer
         scales = np.asarray(scales, dtype=np.float32)
     out = np.empty((ny, nx), dtype=np.float32)
@@ -532,7 +782,8 @@ def iter_combine(arrays: Sequence[np.ndarray], options: CombineOptions = Combine
 
     def work(start: int) -> int:
         stop = min(start + rows, ny)
-        out[start:stop], count[start:stop] = _reduce_rows(arrays, scales, start, stop, options)
+        out[start:stop], count[start:stop] = _reduce_rows(arrays, scales, start, stop, options, weights,
+                                                          clip)
         return stop
 
     workers = min(2, os.cpu_count() or 1, len(starts))
@@ -558,9 +809,9 @@ def iter_combine(arrays: Sequence[np.ndarray], options: CombineOptions = Combine
 
 
 def combine(arrays: Sequence[np.ndarray], options: CombineOptions = CombineOptions(),
-            scales: Sequence[float] | None = None) -> CombineResult:
+            scales: Sequence[float] | None = None, weights: Sequence[float] | None = None) -> CombineResult:
     """Combine ``arrays`` (equal 2-D shapes) into one float32 image plus per-pixel counts."""
-    return drain(iter_combine(arrays, options, scales))
+    return drain(iter_combine(arrays, options, scales, weights))
 
 
 def drain(generator: Generator):

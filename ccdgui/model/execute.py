@@ -21,7 +21,16 @@ from pathlib import Path
 import numpy as np
 
 from . import calibrate, fitsio, masks, provenance
-from .combine import CombineOptions, CombineResult, inverse_mean_scales, inverse_median_scales, iter_combine
+from .combine import (
+    CombineOptions,
+    CombineResult,
+    exposure_weights,
+    inverse_mean_scales,
+    inverse_median_scales,
+    inverse_variance_weights,
+    iter_combine,
+    keyword_weights,
+)
 from .estimate import stack_bytes
 from .files import Checksums, sha256_of
 from .frame import Frame, FrameKind, add_history
@@ -205,6 +214,7 @@ def execute(plan: Plan, recipe: Recipe, outdir: str | os.PathLike, cancel: Cance
     ``cancel`` is set (outputs finished by then stay, complete) and OutputError (one line) when the
     folder cannot be used or written. ``checksums`` may have started hashing the inputs already."""
     recipe = recipe.copy()  # the options of this run, whatever the window's dock does meanwhile
+    recipe.check_together()
     cancel = cancel or CancelToken()
     folder = OutputFolder(outdir, overwrite)
     folder.open()
@@ -331,12 +341,31 @@ class _Run:
                 self.values[master.name] = {"scales": [float(s) for s in scales]}
         label = f"{master.kind.value.split()[-1]} ({master.name})"
         try:
-            combined = yield from _combine_group(inputs, self.options, scales, self.meter, self.cancel,
-                                                 label)
+            weights = self._weights(master, inputs, scales)
+            combined = yield from _combine_group(inputs, self.options, scales, weights, self.meter,
+                                                 self.cancel, label)
         finally:
             for frame in inputs:
                 frame.release()
         return _finish_master(combined, master, inputs, self.options, self.recipe)
+
+    def _weights(self, master: MasterPlan, inputs: list[Frame], scales) -> list[float] | None:
+        """The recipe's per-frame weights for one master (recorded), or None; ValueError names a frame
+        whose weight cannot be had."""
+        how, names = self.recipe.weights, [step.source for step in master.inputs]
+        if how == "exposure":
+            times = [step.frame.exptime for step in master.inputs]
+            weights = None if len(set(times)) == 1 else exposure_weights(times, names)
+        elif how == "inverse_variance":
+            weights = inverse_variance_weights([f.stack_source() for f in inputs], scales, names)
+        elif how == "keyword":
+            weights = keyword_weights([step.frame.header for step in master.inputs],
+                                      self.recipe.weights_keyword, names)
+        else:
+            weights = None
+        if weights is not None:
+            self.values.setdefault(master.name, {})["weights"] = [float(w) for w in weights]
+        return weights
 
     def _flat_norm(self, master: MasterPlan) -> None:
         try:
@@ -394,7 +423,8 @@ class _Run:
             norm = self.norms.get(id(steps.flat))
             if isinstance(norm, Exception):
                 raise norm
-            out = calibrate.flat_correct(out, built[id(steps.flat)], self.recipe.flat_normalise, norm)
+            out = calibrate.flat_correct(out, built[id(steps.flat)], self.recipe.flat_normalise, norm,
+                                         min_value=self.recipe.flat_min_value)
         return out
 
     def _clean_and_mask(self, frame: Frame, steps: FrameSteps) -> Frame:
@@ -428,7 +458,8 @@ class _Run:
                 found = masks.hot_pixel_mask(frame.data, master.exptime, gain=gain)
                 cache[id(master)] = (found, f"{int(found.sum())} hot pixels of {master.name}")
             elif master.kind is FrameKind.MASTER_FLAT and recipe.flat_defects:
-                found = masks.flat_mask(frame.data)
+                found = masks.flat_mask(frame.data, findbadcolumns=recipe.flat_bad_columns,
+                                        cancel=self.cancel)
                 cache[id(master)] = (found, f"{int(found.sum())} flat defects of {master.name}")
             else:
                 cache[id(master)] = (None, "")
@@ -480,10 +511,10 @@ class _Meter:
         return Progress(min(1.0, (self.done + partial) / self.total), message)
 
 
-def _combine_group(frames: Sequence[Frame], options: CombineOptions, scales, meter: _Meter,
+def _combine_group(frames: Sequence[Frame], options: CombineOptions, scales, weights, meter: _Meter,
                    cancel: CancelToken, label: str) -> Generator[Progress, None, CombineResult]:
     """Combine frames band by band, reporting progress and honouring cancel between bands."""
-    combining = iter_combine([f.stack_source() for f in frames], options, scales)
+    combining = iter_combine([f.stack_source() for f in frames], options, scales, weights)
     message = f"Combining {len(frames)} {label} frame(s)"
     try:
         while True:
@@ -515,6 +546,9 @@ def _finish_master(combined: CombineResult, plan: MasterPlan, inputs: Sequence[F
             header["FILTER"] = plan.filter
         header["FLATSCAL"] = (recipe.flat_scaling, "per-flat scaling before combining")
     add_history(header, f"{plan.kind.value} = {describe_combine(options)} of {len(inputs)} frames")
+    if recipe.weights != "none":
+        keyword = f" {recipe.weights_keyword}" if recipe.weights == "keyword" else ""
+        add_history(header, f"weighted by {recipe.weights}{keyword} (mean-one weights; median ignores them)")
     add_history(header, "inputs: " + ", ".join(step.frame.name for step in plan.inputs))
     return master
 
@@ -527,6 +561,10 @@ def describe_combine(options: CombineOptions) -> str:
                  f"({options.sigma_center}, {options.sigma_spread}, {options.sigma_iterations} pass(es))")
     elif options.reject == "minmax":
         text += f" with min/max rejection ({options.minmax_low} low, {options.minmax_high} high)"
+    if options.clip_min is not None or options.clip_max is not None:
+        low = "" if options.clip_min is None else f"{options.clip_min:g}"
+        high = "" if options.clip_max is None else f"{options.clip_max:g}"
+        text += f", values outside [{low or '-inf'}, {high or 'inf'}] rejected first"
     return text
 
 

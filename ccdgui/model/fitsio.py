@@ -116,6 +116,22 @@ def _merged_header(hdul: fits.HDUList, index: int) -> fits.Header:
     return header
 
 
+def _set_unit(header: fits.Header) -> None:
+    """Give ``header`` a BUNIT that astropy reads (``CCDData.read(path)`` needs one): the frame's own when
+    astropy can read it, else 'adu', ccdgui never applying a gain (an unreadable one goes to HISTORY)."""
+    import astropy.units as u
+
+    if "BUNIT" in header:
+        text = str(header["BUNIT"]).strip()
+        try:
+            u.Unit("adu" if text.lower() == "adu" else text)
+            return
+        except (ValueError, TypeError):
+            add_history(header, f"BUNIT {shown_value(header['BUNIT'])} is not a unit astropy reads: "
+                        "written as adu")
+    header["BUNIT"] = ("adu", "pixel values in ADU (no gain applied)")
+
+
 def _scaled_float32(hdu, header: fits.Header) -> np.ndarray:
     """Physical values as native float32, decoded as file rows are (rows.Decoding), not by astropy."""
     raw = hdu.data
@@ -364,6 +380,7 @@ def _output_header(frame: Frame) -> fits.Header:
                 "IMAGE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "CMPTYPE", "TILE1", "TILE2"):
             continue
         header.append(card, end=True)
+    _set_unit(header)
     return header
 
 
@@ -375,6 +392,19 @@ def _read_umask() -> int:
 
 
 _UMASK = _read_umask()
+
+
+def _write_hdu(hdu: fits.PrimaryHDU, handle) -> None:
+    """The HDU's header, data and padding, written by plain writes (astropy's own writer hides a full
+    disk's ENOSPC behind an AttributeError, so an OSError here is the real one)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AstropyWarning)
+        hdu.verify("silentfix")
+        text = hdu.header.tostring()
+    handle.write(text.encode("ascii"))
+    data = np.ascontiguousarray(hdu.data)
+    handle.write(memoryview(data).cast("B"))
+    handle.write(b"\0" * (-data.nbytes % 2880))
 
 
 def write_frame(frame: Frame, path: str | os.PathLike, overwrite: bool = False,
@@ -398,9 +428,7 @@ def write_frame(frame: Frame, path: str | os.PathLike, overwrite: bool = False,
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", AstropyWarning)
-                hdu.writeto(handle, output_verify="silentfix")
+            _write_hdu(hdu, handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp_name, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs follow the umask

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -43,21 +44,55 @@ def _float_or_none(value) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _exposure_card(header: fits.Header) -> tuple[str, object] | None:
-    """(keyword, value) the exposure is read from: EXPTIME, else EXPOSURE unless its comment says minutes."""
-    if "EXPTIME" in header:
-        return "EXPTIME", header["EXPTIME"]
-    if "EXPOSURE" in header and "min" not in header.comments["EXPOSURE"].lower():
-        return "EXPOSURE", header["EXPOSURE"]
+_EXPOSURE_KEYS = ("EXPTIME", "EXPOSURE")
+_UNIT_KEYS = ("EXPUNIT", "TIMEUNIT")  # TIMEUNIT: the FITS standard's unit of time-related keywords
+_SECONDS_PER = {"ms": 1e-3, "msec": 1e-3, "millisecond": 1e-3, "milliseconds": 1e-3,
+                "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
+                "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0,
+                "h": 3600.0, "hr": 3600.0, "hour": 3600.0, "hours": 3600.0}
+_UNIT_NAMES = {1e-3: "milliseconds", 60.0: "minutes", 3600.0: "hours"}
+_UNIT_WORD = re.compile(r"(?<![a-z])(milliseconds?|msec|ms|seconds?|secs?|minutes?|mins?|hours?|hr"
+                        r"|(?<=[(\[])[sh](?=[)\]]))(?![a-z])")  # a lone s or h only as "(s)" or "[h]"
+
+
+def _comment_unit(comment: str) -> str | None:
+    """The time unit an exposure card's comment states ('[s] ...', 'Exposure time in seconds',
+    'Observation: Exposure Minutes'): a '[unit]' prefix, else the first unit word; None if none."""
+    text = comment.strip().lower()
+    if text.startswith("["):
+        unit = text[1:text.find("]")].strip() if "]" in text else ""
+        return unit if unit in _SECONDS_PER else None
+    match = _UNIT_WORD.search(text)
+    return match.group(1) if match else None
+
+
+def _exposure_card(header: fits.Header) -> tuple[str, object, float] | None:
+    """(keyword, value, seconds per unit) the exposure is read from: EXPTIME, else EXPOSURE. The unit
+    is the one the card's comment states, else EXPUNIT / TIMEUNIT, else seconds; None when absent or
+    the unit is not a time unit (an exposure in unknown units must not scale a dark)."""
+    for key in _EXPOSURE_KEYS:
+        if key in header:
+            unit = _comment_unit(str(header.comments[key]))
+            if unit is None:
+                for unit_key in _UNIT_KEYS:
+                    if unit_key in header:
+                        unit = str(header[unit_key]).strip().lower()
+                        break
+            per = _SECONDS_PER.get(unit or "s")
+            return None if per is None else (key, header[key], per)
     return None
 
 
 def header_exptime(header: fits.Header) -> float | None:
-    """The exposure in seconds, None when absent or not a valid exposure (text, NaN, ±inf, negative,
-    over :data:`MAX_EXPOSURE`): a wrong exposure would scale a dark by it."""
+    """The exposure in seconds (converted from minutes or hours where the header says so), None when
+    absent or not a valid exposure (text, NaN, ±inf, negative, over :data:`MAX_EXPOSURE`, unknown unit):
+    a wrong exposure would scale a dark by it."""
     card = _exposure_card(header)
     value = None if card is None else _float_or_none(card[1])
-    return value if value is not None and 0.0 <= value <= MAX_EXPOSURE else None
+    if value is None:
+        return None
+    seconds = value * card[2]  # type: ignore[index]
+    return seconds if 0.0 <= seconds <= MAX_EXPOSURE else None
 
 
 def _binning_factor(value) -> int | None:
@@ -72,8 +107,17 @@ def header_value_notes(header: fits.Header) -> list[str]:
     """One line for each exposure or binning value the header states but that cannot be true."""
     notes = []
     card = _exposure_card(header)
-    if card is not None and header_exptime(header) is None:
+    seconds = header_exptime(header)
+    if card is not None and seconds is None:
         notes.append(f"{card[0]} = {shown_value(card[1])} is not a valid exposure: treated as unknown")
+    elif card is not None and card[2] != 1.0:
+        notes.append(f"exposure given in {_UNIT_NAMES[card[2]]} ({card[0]} = {shown_value(card[1])}): "
+                     f"{seconds:g} s used")
+    elif card is None and any(key in header for key in _EXPOSURE_KEYS):
+        key = next(key for key in _EXPOSURE_KEYS if key in header)
+        unit = next(str(header[k]) for k in _UNIT_KEYS if k in header)
+        notes.append(f"{key} = {shown_value(header[key])} in unknown unit {shown_value(unit)}: "
+                     "treated as unknown")
     for key in ("XBINNING", "YBINNING"):
         if key in header and _binning_factor(header[key]) is None:
             notes.append(f"{key} = {shown_value(header[key])} is not a valid binning: taken as 1")
@@ -164,8 +208,9 @@ class Frame:
     # --- header conveniences -------------------------------------------------------------
     @property
     def exptime(self) -> float | None:
-        """Exposure in seconds from EXPTIME (or EXPOSURE unless its comment says minutes); None when
-        absent or not a valid exposure (see :func:`header_exptime`)."""
+        """Exposure in seconds from EXPTIME (else EXPOSURE), converted where the card's comment or
+        EXPUNIT / TIMEUNIT says minutes or hours; None when absent or not a valid exposure (see
+        :func:`header_exptime`)."""
         return header_exptime(self.header)
 
     @property
@@ -213,7 +258,9 @@ class Frame:
 
 
 def add_history(header: fits.Header, text: str) -> None:
-    """Append ``text`` to HISTORY, split into FITS-sized pieces."""
-    width = 70
-    for start in range(0, len(text), width):
-        header.add_history(text[start:start + width])
+    """Append ``text`` to HISTORY, split between words into FITS-sized pieces (FITS drops a card's
+    trailing blanks, so a split inside a space would run two words together)."""
+    import textwrap
+
+    for piece in textwrap.wrap(text, 70, break_on_hyphens=False) or [""]:
+        header.add_history(piece)

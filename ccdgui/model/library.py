@@ -247,8 +247,6 @@ def header_notes(header: fits.Header, data: np.ndarray | None = None) -> list[st
         notes.append("already calibrated (" + ", ".join(markers) + "): bias/dark will not be applied again")
     if header.get("BITPIX", 0) < 0 and (_float_or_none(header.get("BZERO", 0)) or 0) != 0:
         notes.append(f"floating-point data with BZERO={header['BZERO']} (applied, as the FITS standard says)")
-    if "EXPTIME" not in header and "EXPOSURE" in header and "min" in header.comments["EXPOSURE"].lower():
-        notes.append("exposure given in minutes (EXPOSURE); treated as unknown")
     notes.extend(header_value_notes(header))
     for key, default in (("GAIN", "1 e-/ADU"), ("RDNOISE", "10 e-")):
         value = _float_or_none(header.get(key, 1))

@@ -133,17 +133,82 @@ def hot_pixel_threshold(current: np.ndarray) -> float:
 
 # --- flat defects ----------------------------------------------------------------------------------------
 def flat_mask(flat: np.ndarray, ncmed: int = 7, nlmed: int = 7, ncsig: int = 15, nlsig: int = 15,
-              lsigma: float = 9.0, hsigma: float = 9.0, cancel: Cancel | None = None) -> np.ndarray:
+              lsigma: float = 9.0, hsigma: float = 9.0, findbadcolumns: bool = False, ngood: int = 5,
+              cancel: Cancel | None = None) -> np.ndarray:
     """Defects of a flat (or a ratio of two flats), like ccdproc ``ccdmask(byblocks=True)``: the flat
     minus its nlmed × ncmed running median (rows × columns), divided by the percentile σ of its
     nlsig × ncsig block, below −``lsigma`` or above +``hsigma``. Non-finite pixels are bad too (and
-    are replaced by the median before filtering, so they do not blind their block as in ccdproc)."""
+    are replaced by the median before filtering, so they do not blind their block as in ccdproc).
+
+    ``findbadcolumns`` (IRAF ccdmask's column step, see :func:`_bad_columns`): columns whose unflagged
+    pixels are low or high together are flagged, a block of lines at a time, and gaps of at most
+    ``ngood`` unflagged pixels between bad pixels of a column are filled (as ccdproc does)."""
     if ncsig < 1 or nlsig < 1:
         raise ValueError(f"sigma blocks must be at least 1 × 1, got {nlsig} × {ncsig}")
+    if ngood < 0:
+        raise ValueError(f"ngood must not be negative, got {ngood}")
     data, bad = _finite_or_median(np.asarray(flat, dtype=np.float32))
     residual = data - running_median(data, (nlmed, ncmed), cancel)
     sigma = _block_sigmas(residual, nlsig, ncsig, cancel)
-    return bad | (residual < -lsigma * sigma) | (residual > hsigma * sigma)
+    found = bad | (residual < -lsigma * sigma) | (residual > hsigma * sigma)
+    if findbadcolumns:
+        found = _bad_columns(residual, sigma, found, nlsig, lsigma, hsigma, ngood, cancel)
+    return found
+
+
+def _percentile_sigma(values: np.ndarray) -> float:
+    """ccdmask's σ of a sample: (69.1 − 30.9 percentile) / 2 (0 for fewer than 2 values)."""
+    if values.size < 2:
+        return 0.0
+    high, low = np.percentile(values, [69.1, 30.9])
+    return float(high - low) / 2.0
+
+
+def _column_outliers(total: np.ndarray, spread: np.ndarray, count: np.ndarray, lsigma: float,
+                     hsigma: float) -> np.ndarray:
+    """Columns whose residual sum ``total`` of ``count`` (≥ 2) pixels is an outlier among the columns:
+    ``total / spread`` (spread: √n × pixel σ) beyond −lsigma or +hsigma Gaussian σ of that ratio over
+    all columns (twice its percentile σ: measured, not assumed, as the running median makes neighbouring
+    residuals of a column correlated, and ccdmask's pixel σ is half a Gaussian σ)."""
+    usable = (count >= 2) & (spread > 0)
+    score = np.zeros(total.shape)
+    score[usable] = total[usable] / spread[usable]
+    sigma = 2.0 * _percentile_sigma(score[usable])  # the percentile σ is half a Gaussian σ
+    if not sigma > 0:
+        return np.zeros(total.shape, bool)
+    return usable & ((score < -lsigma * sigma) | (score > hsigma * sigma))
+
+
+def _bad_columns(residual: np.ndarray, sigma: np.ndarray, found: np.ndarray, nlsig: int, lsigma: float,
+                 hsigma: float, ngood: int, cancel: Cancel | None = None) -> np.ndarray:
+    """``found`` plus bad column sections, as IRAF ccdmask: in each block of ``nlsig`` lines, the
+    residuals of each column's unflagged pixels are summed, and a column whose sum (in units of its
+    √n × pixel σ) is an outlier among the block's columns beyond −lsigma / +hsigma Gaussian σ is
+    flagged over the block (so a column a few per cent low is found where no pixel of it is; a
+    whole-column sum was left out: on real flats the running median's edge and neighbour biases made
+    it flag hundreds of good columns). Last, runs of at most ``ngood`` unflagged pixels between flagged
+    ones of a column are flagged, with ccdproc's loop (``ccdmask(findbadcolumns=True)``), whose column
+    sums are not followed: they compare the clipped sum with √(block width − sum), which flags no low
+    column and flagged half the pixels of real flats in ADU."""
+    check = _checker(cancel)
+    out = found.copy()
+    ny = out.shape[0]
+    wide = sigma.astype(np.float64)
+    for top in range(0, ny, nlsig):
+        if top % BAND_ROWS < nlsig:
+            check()
+        good = ~found[top:top + nlsig]
+        total = np.where(good, residual[top:top + nlsig], 0).sum(axis=0, dtype=np.float64)
+        count = good.sum(axis=0)
+        spread = np.sqrt(count) * wide[top]  # σ is the same down a block's column
+        out[top:top + nlsig, _column_outliers(total, spread, count, lsigma, hsigma)] = True
+    for line in range(ny - ngood - 1):  # ccdproc's gap filling, all columns at once
+        if line % BAND_ROWS == 0:
+            check()
+        start = out[line]
+        for step in range(2, ngood + 2):
+            out[line:line + step, start & out[line + step]] = True
+    return out
 
 
 def _block_sigmas(residual: np.ndarray, nlsig: int, ncsig: int, cancel: Cancel | None = None) -> np.ndarray:

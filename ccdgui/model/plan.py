@@ -275,25 +275,29 @@ def _prepare(frame: Frame, recipe: Recipe, notes: list[str]) -> Frame:
     trim = _checked_section(frame, recipe.trim, "TRIMSEC", "trim", notes)
     if overscan is None and trim is None:
         return frame
-    if overscan is not None and recipe.overscan_method not in calibrate.OVERSCAN_METHODS:
-        notes.append(f"{frame.name}: overscan not applied: unknown method {recipe.overscan_method!r}")
+    if overscan is not None and (recipe.overscan_method not in calibrate.OVERSCAN_METHODS
+                                 or recipe.overscan_fit not in calibrate.OVERSCAN_FITS):
+        notes.append(f"{frame.name}: overscan not applied: unknown method {recipe.overscan_method!r} "
+                     f"or fit {recipe.overscan_fit!r}")
         overscan = None
         if trim is None:
             return frame
     header = frame.header.copy()
     shape = frame.shape
     if overscan is not None:
-        calibrate.mark_overscan(header, overscan, recipe.overscan_method, shape)
+        calibrate.mark_overscan(header, overscan, recipe.overscan_method, shape, fit=recipe.overscan_fit,
+                                order=recipe.overscan_order)
     if trim is not None:
+        calibrate.mark_trim(header, trim, shape)  # shifts the WCS reference pixel with the origin
         rows, cols = calibrate.parse_section(trim, shape)
         shape = (rows.stop - rows.start, cols.stop - cols.start)
-        calibrate.mark_trim(header, trim)
 
     def load():
         try:
             out = frame
             if overscan is not None:
-                out = calibrate.subtract_overscan(out, overscan, recipe.overscan_method)
+                out = calibrate.subtract_overscan(out, overscan, recipe.overscan_method,
+                                                  fit=recipe.overscan_fit, order=recipe.overscan_order)
             if trim is not None:
                 out = calibrate.trim(out, trim)
             return out.data

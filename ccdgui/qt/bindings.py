@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PyQt6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox, QWidget
+from PyQt6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox, QToolTip, QWidget
 
 
 def _connect_model(model, name: str, widget: QWidget, show: Callable[[object], None]) -> None:
@@ -33,10 +33,18 @@ def bind_spin(model, name: str, widget: QSpinBox | QDoubleSpinBox) -> None:
 
 
 def bind_combo(model, name: str, widget: QComboBox) -> None:
-    """A combo box whose items' data are the field's allowed string values."""
+    """A combo box whose items' data are the field's allowed string values. A value not among them is
+    shown as an extra item "<value> (unknown)", never as another item."""
+    allowed = widget.count()
+
     def show(value) -> None:
+        while widget.count() > allowed:  # an unknown value shown before
+            widget.removeItem(widget.count() - 1)
         index = widget.findData(value)
-        widget.setCurrentIndex(index if index >= 0 else 0)
+        if index < 0:
+            widget.addItem(f"{value!r} (unknown)", value)
+            index = widget.count() - 1
+        widget.setCurrentIndex(index)
 
     _connect_model(model, name, widget, show)
     widget.currentIndexChanged.connect(lambda i: setattr(model, name, widget.itemData(i)))
@@ -61,6 +69,47 @@ def bind_text_tuple(model, name: str, widget: QLineEdit) -> None:
     widget.editingFinished.connect(commit)
 
 
-def bind_text(model, name: str, widget: QLineEdit) -> None:
+def bind_text(model, name: str, widget: QLineEdit, check: Callable[[str], str] | None = None) -> None:
+    """A line edit for a string field; an entry ``check`` refuses (ValueError) is undone, the reason
+    shown as a tool tip, the field unchanged."""
     _connect_model(model, name, widget, lambda v: widget.setText(str(v)))
-    widget.editingFinished.connect(lambda: setattr(model, name, widget.text().strip()))
+
+    def commit() -> None:
+        text = widget.text().strip()
+        try:
+            value = check(text) if check is not None else text
+        except ValueError as exc:
+            widget.setText(str(getattr(model, name)))
+            QToolTip.showText(widget.mapToGlobal(widget.rect().bottomLeft()), str(exc), widget)
+            return
+        setattr(model, name, value)
+
+    widget.editingFinished.connect(commit)
+
+
+def bind_optional_spin(model, name: str, check: QCheckBox, spin: QDoubleSpinBox) -> None:
+    """A number field that may be None: ``check`` on means the spin box's value, off means None."""
+    def show(value) -> None:
+        check.setChecked(value is not None)
+        spin.setEnabled(value is not None)
+        if value is not None:
+            spin.setValue(value)
+
+    def commit(*_) -> None:
+        spin.setEnabled(check.isChecked())
+        setattr(model, name, float(spin.value()) if check.isChecked() else None)
+
+    def on_model_change(value) -> None:
+        check.blockSignals(True)
+        spin.blockSignals(True)
+        try:
+            show(value)
+        finally:
+            check.blockSignals(False)
+            spin.blockSignals(False)
+
+    getattr(model.events, name).connect(on_model_change)
+    check.destroyed.connect(lambda *_: getattr(model.events, name).disconnect(on_model_change))
+    on_model_change(getattr(model, name))
+    check.toggled.connect(commit)
+    spin.valueChanged.connect(commit)

@@ -342,8 +342,13 @@ class MainWindow(QMainWindow):
         if not self.raw:
             self.statusBar().showMessage("Nothing to calibrate: simulate a night or open a folder", 5000)
             return
-        self.statusBar().showMessage("Calibrating…")
         recipe = self.recipe.copy()  # the worker gets its own copy
+        try:
+            recipe.check_together()
+        except ValueError as exc:
+            self.statusBar().showMessage(f"Cannot calibrate: {exc}", 10000)
+            return
+        self.statusBar().showMessage("Calibrating…")
         self._runs += 1
         outdir = self.session_folder() / f"run-{self._runs}"
         plan = make_plan(self.raw, recipe)
@@ -528,7 +533,7 @@ class MainWindow(QMainWindow):
                 original = by_name.get(steps.frame.name)
                 if original is not None:
                     statuses[id(original)] = "will be skipped" if steps.skip else f"→ {steps.describe()}"
-            cost = estimate_run(self.plan, self.recipe)
+            cost = estimate_run(self.plan, self.recipe, process=False)
             self.estimate_label.setText(f"Calibrate: {len(self.plan.masters)} masters, "
                                         f"~{cost.seconds:.1f} s, ~{cost.peak_bytes / 2**20:.0f} MB")
         else:

@@ -1,5 +1,6 @@
 """The parameter dock: simulation settings and the calibration recipe, each control bound two-way to the
-one model object that holds the value (SimParams, Recipe)."""
+one model object that holds the value (SimParams, Recipe). The recipe's controls are built from its
+schema (:data:`ccdgui.model.recipe.OPTIONS`): widget, range, decimals, unit, tooltip, combo items."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from PyQt6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
+    QHBoxLayout,
     QLineEdit,
     QPushButton,
     QScrollArea,
@@ -18,7 +20,7 @@ from PyQt6.QtWidgets import (
     QWidget,
 )
 
-from ..model.recipe import Recipe
+from ..model.recipe import DOCK_GROUPS, MAX_SECTION_LENGTH, OPTIONS, Option, Recipe
 from ..model.simulate import SimParams
 from . import bindings
 
@@ -47,41 +49,6 @@ SIM_FIELDS = {
     "seed": ("Random seed", "", 0, 2**31 - 1, None, "The same seed gives the same night, frame by frame."),
 }
 
-RECIPE_CHOICES = {
-    "combine": ("Combine", (("average", "Average"), ("median", "Median"), ("sum", "Sum")),
-                "How the frames of each master are combined."),
-    "reject": ("Rejection", (("sigma", "Sigma clipping"), ("minmax", "Min/max"), ("none", "None")),
-               "Which values of each pixel are left out before combining."),
-    "sigma_center": ("Clip centre", (("median", "Median"), ("mean", "Mean")),
-                     "Centre about which sigma clipping measures deviations."),
-    "sigma_spread": ("Clip spread", (("mad_std", "MAD σ (robust)"), ("std", "Standard deviation")),
-                     "Spread used to scale the sigma-clipping thresholds."),
-    "flat_scaling": ("Flat scaling", (("inverse_median", "1 / median"), ("inverse_mean", "1 / mean"),
-                                      ("none", "None")),
-                     "Each flat is scaled by this before combining, so flats of different levels agree."),
-    "flat_normalise": ("Flat normalised by", (("mean", "Mean"), ("median", "Median")),
-                       "The master flat is divided by this before flat-fielding, keeping the light's level."),
-    "overscan_method": ("Overscan level", (("median", "Median per line"), ("mean", "Mean per line")),
-                        "How the overscan strip becomes a level per row (or column)."),
-    "cosmic_rays": ("Cosmic rays", (("off", "Leave"), ("auto", "Clean (best available)"),
-                                    ("lacosmic", "Clean: L.A.Cosmic"), ("median", "Clean: median method")),
-                    "Clean cosmic-ray hits in the calibrated lights: L.A.Cosmic (astroscrappy, if "
-                    "installed) or a median method that spares stars."),
-}
-RECIPE_NUMBERS = {
-    "sigma_low": ("Low threshold", "σ", 0.1, 100, 2, "Reject values this many σ below the centre."),
-    "sigma_high": ("High threshold", "σ", 0.1, 100, 2, "Reject values this many σ above the centre."),
-    "sigma_iterations": ("Clip passes", "", 1, 20, None, "Sigma-clipping passes (ccdproc makes one)."),
-    "minmax_low": ("Drop lowest", "", 0, 100, None, "Lowest values dropped per pixel (min/max)."),
-    "minmax_high": ("Drop highest", "", 0, 100, None, "Highest values dropped per pixel (min/max)."),
-}
-RECIPE_TEXT = {
-    "overscan": ("Overscan region", "auto: BIASSEC from each header; off; or a FITS section such as "
-                 "[4:13,1:520] (1-based, inclusive, x first)."),
-    "trim": ("Trim to", "auto: TRIMSEC from each header; off; or a FITS section such as [17:528,1:520]."),
-}
-
-
 def _spin(spec) -> QSpinBox | QDoubleSpinBox:
     _label, unit, minimum, maximum, decimals, tooltip = spec
     if decimals is None:
@@ -95,6 +62,52 @@ def _spin(spec) -> QSpinBox | QDoubleSpinBox:
         widget.setSuffix(f" {unit}")
     widget.setToolTip(tooltip)
     widget.setKeyboardTracking(False)
+    return widget
+
+
+class OptionalSpin(QWidget):
+    """A number that may be off (None): a check box turns it on, a spin box gives its value."""
+
+    def __init__(self, spin: QDoubleSpinBox, parent=None) -> None:
+        super().__init__(parent)
+        self.check = QCheckBox()
+        self.check.setToolTip("On: use the value; off: none.")
+        self.spin = spin
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.check)
+        layout.addWidget(self.spin, 1)
+
+    def value(self) -> float | None:
+        return self.spin.value() if self.check.isChecked() else None
+
+
+def recipe_widget(option: Option, recipe: Recipe) -> QWidget:
+    """The control for one recipe option, from its schema entry, bound two-way to ``recipe``."""
+    if option.kind == "bool":
+        widget = QCheckBox(option.label)
+        bindings.bind_check(recipe, option.name, widget)
+    elif option.kind == "choice":
+        widget = QComboBox()
+        for value, text in option.choices:
+            widget.addItem(text, value)
+        bindings.bind_combo(recipe, option.name, widget)
+    elif option.kind in ("int", "float", "optional_float"):
+        decimals = None if option.kind == "int" else option.decimals
+        spin = _spin((option.label, option.unit, option.minimum, option.maximum, decimals, option.help))
+        if option.kind == "optional_float":
+            widget = OptionalSpin(spin)
+            bindings.bind_optional_spin(recipe, option.name, widget.check, spin)
+        else:
+            widget = spin
+            bindings.bind_spin(recipe, option.name, widget)
+    elif option.kind in ("section", "keyword"):
+        widget = QLineEdit()
+        widget.setMaxLength(MAX_SECTION_LENGTH)
+        bindings.bind_text(recipe, option.name, widget, check=option.check)  # a bad entry is undone
+    else:
+        raise TypeError(f"the dock has no control for {option.name} ({option.kind})")
+    widget.setToolTip(f"{option.help}\nAllowed: {option.allowed()}. Default: {option.default_text()}.")
     return widget
 
 
@@ -112,7 +125,13 @@ class ParamDock(QScrollArea):
         body = QWidget()
         layout = QVBoxLayout(body)
         layout.addWidget(self._simulation_box(sim))
-        layout.addWidget(self._recipe_box(recipe))
+        for box in self._recipe_boxes(recipe):
+            layout.addWidget(box)
+        self.calibrate_button = QPushButton("Calibrate")
+        self.calibrate_button.setToolTip("Build the masters and calibrate every light (Ctrl+R).")
+        self.calibrate_button.setStyleSheet("font-weight: bold; padding: 6px;")
+        self.calibrate_button.clicked.connect(self.calibrate_requested)
+        layout.addWidget(self.calibrate_button)
         layout.addStretch(1)
         self.setWidget(body)
         self.setMinimumWidth(300)
@@ -143,51 +162,16 @@ class ParamDock(QScrollArea):
         form.addRow(self.simulate_button)
         return box
 
-    def _recipe_box(self, recipe: Recipe) -> QGroupBox:
-        box = QGroupBox("Calibration recipe")
-        form = QFormLayout(box)
-        order = ("combine", "reject", "sigma_low", "sigma_high", "sigma_center", "sigma_spread",
-                 "sigma_iterations", "minmax_low", "minmax_high", "flat_scaling", "flat_normalise",
-                 "overscan", "overscan_method", "trim", "cosmic_rays")
-        for name in order:
-            if name in RECIPE_CHOICES:
-                label, choices, tip = RECIPE_CHOICES[name]
-                widget = QComboBox()
-                for value, text in choices:
-                    widget.addItem(text, value)
-                widget.setToolTip(tip)
-                bindings.bind_combo(recipe, name, widget)
-            elif name in RECIPE_NUMBERS:
-                label = RECIPE_NUMBERS[name][0]
-                widget = _spin(RECIPE_NUMBERS[name])
-                bindings.bind_spin(recipe, name, widget)
-            else:
-                label, tip = RECIPE_TEXT[name]
-                widget = QLineEdit()
-                widget.setToolTip(tip)
-                bindings.bind_text(recipe, name, widget)
-            form.addRow(label, widget)
-            self.widgets[f"recipe.{name}"] = widget
-        scale = QCheckBox("Scale darks by exposure")
-        scale.setToolTip("A light with no dark of its own exposure gets a dark scaled by t_light / t_dark.")
-        bindings.bind_check(recipe, "scale_dark", scale)
-        form.addRow("", scale)
-        self.widgets["recipe.scale_dark"] = scale
-        for name, text, tip in (
-                ("hot_pixels", "Mask hot pixels",
-                 "Set pixels whose dark current in the master dark is above 4 e⁻/s (or 10σ above the "
-                 "typical current) to NaN in the calibrated lights."),
-                ("flat_defects", "Mask flat defects",
-                 "Set pixels far from the local level of the master flat (ccdproc's ccdmask method: "
-                 "±9σ from a 7 × 7 running median) to NaN in the calibrated lights.")):
-            check = QCheckBox(text)
-            check.setToolTip(tip)
-            bindings.bind_check(recipe, name, check)
-            form.addRow("", check)
-            self.widgets[f"recipe.{name}"] = check
-        self.calibrate_button = QPushButton("Calibrate")
-        self.calibrate_button.setToolTip("Build the masters and calibrate every light (Ctrl+R).")
-        self.calibrate_button.setStyleSheet("font-weight: bold; padding: 6px;")
-        self.calibrate_button.clicked.connect(self.calibrate_requested)
-        form.addRow(self.calibrate_button)
-        return box
+    def _recipe_boxes(self, recipe: Recipe) -> list[QGroupBox]:
+        """A group box per dock group of the recipe schema, each option's widget built from its entry."""
+        boxes = []
+        for group in DOCK_GROUPS:
+            box = QGroupBox(f"Recipe: {group.lower()}")
+            form = QFormLayout(box)
+            for option in OPTIONS:
+                if option.group == group:
+                    widget = recipe_widget(option, recipe)
+                    form.addRow("" if option.kind == "bool" else option.label, widget)
+                    self.widgets[f"recipe.{option.name}"] = widget
+            boxes.append(box)
+        return boxes

@@ -16,7 +16,7 @@ import time
 import traceback
 from collections.abc import Callable, Generator
 
-from PyQt6.QtCore import QObject, pyqtSignal
+from PyQt6.QtCore import QObject, QTimer, pyqtSignal
 
 from ..model.progress import Cancelled, CancelToken, Progress
 
@@ -164,10 +164,13 @@ class JobRunner(QObject):
             self.failed.emit(message)
 
     def _on_ended(self, runner: _Runner) -> None:
-        """A worker's thread has ended (or is returning): forget it, start the queued job."""
+        """A worker has sent its last signal: once its thread has ended, forget it and start the queued
+        job (polled, never waited for: the GUI thread does not block)."""
         if runner not in self._runners:
             return
-        runner.thread.join(0.1)  # it has emitted its last signal: this is only the thread's exit
+        if runner.thread.is_alive():
+            QTimer.singleShot(2, lambda: self._on_ended(runner))
+            return
         was_cancelling = self.cancelling
         self._runners.remove(runner)
         if was_cancelling and not self.cancelling:

@@ -106,7 +106,7 @@ def test_biases_alone_give_a_master_bias(night, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["reduce", "{empty}", "{out}"], "no readable FITS frame"),
     (["reduce", "{missing}", "{out}"], "does not exist"),
-    (["reduce", "{empty}", "{out}", "--combine", "mode"], "invalid choice"),
+    (["reduce", "{empty}", "{out}", "--combine", "mode"], "combine = 'mode': one of average, median, sum"),
     (["simulate", "{out}", "--size", "0", "10"], "must be ≥ 8"),
     (["reduce", "{empty}", "{out}", "--recipe", "{bad_recipe}"], "not valid JSON"),
     (["frobnicate"], "invalid choice"),

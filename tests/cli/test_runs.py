@@ -200,3 +200,33 @@ def test_an_input_changed_during_the_run_is_an_error_named(night, tmp_path):
     assert "input flat_r_000.fits changed during the run: its outputs are not trustworthy" in result.problems
     record = json.loads((tmp_path / "out" / "recipe.json").read_text())
     assert record["changed_inputs"] == ["flat_r_000.fits"]
+
+
+def test_new_recipe_options_reach_the_engine_and_replay(night, tmp_path, capsys):
+    """Weights, absolute clipping, a flat floor, overscan fitting and bad columns, from the command line
+    into the masters' headers and recipe.json, and replayed bit for bit."""
+    for path in night.glob("*.fits"):  # an overscan strip for the fit to use
+        with fits.open(path, mode="update") as hdul:
+            hdul[0].header["BIASSEC"] = "[1:4,1:90]"
+    out = tmp_path / "out"
+    flags = ["--weights", "inverse_variance", "--clip-max", "60000", "--flat-min-value", "0.5",
+             "--overscan-fit", "legendre", "--overscan-order", "2", "--mask-flat-defects",
+             "--flat-bad-columns", "--quiet"]
+    assert main(["reduce", str(night), str(out), *flags]) == 0
+    record = json.loads((out / "recipe.json").read_text())
+    assert len(record["values"]["master_bias.fits"]["weights"]) == 3
+    assert record["recipe"]["clip_max"] == 60000 and record["recipe"]["overscan_fit"] == "legendre"
+    history = " ".join(fits.getheader(out / "masters/master_flat_r.fits")["HISTORY"])
+    assert "values outside [-inf, 60000] rejected first" in history
+    assert "weighted by inverse_variance" in history and "legendre fit of order 2" in history
+    capsys.readouterr()
+    assert main(["reduce", "--recipe", str(out / "recipe.json"), "--quiet"]) == 0
+    assert "6 outputs reproduced bit for bit" in capsys.readouterr().err
+
+
+def test_options_that_do_not_go_together_are_refused_before_any_work(night, tmp_path, capsys):
+    assert main(["reduce", str(night), str(tmp_path / "out"), "--weights", "keyword"]) == 2
+    assert "needs weights_keyword" in one_line_error(capsys)
+    assert main(["reduce", str(night), str(tmp_path / "out"), "--clip-min", "5", "--clip-max", "1"]) == 2
+    assert "must be below clip_max" in one_line_error(capsys)
+    assert not (tmp_path / "out").exists()

@@ -129,7 +129,7 @@ def test_odd_singles_load_or_quarantine_with_reasons(shared_data):
     loaded = {f.name: f for f in frames}
     assert len(loaded) == 14
     assert loaded["a8280271.fits"].kind is FrameKind.LIGHT and loaded["a8280271.fits"].temperature is None
-    assert loaded["dss.14.29.56-62.41.05.fits.gz"].exptime is None
+    assert loaded["dss.14.29.56-62.41.05.fits.gz"].exptime == 4200.0  # EXPOSURE = 70 minutes
     assert loaded["o4sp040b0_raw.fits"].exptime == 30.0 and loaded["o4sp040b0_raw.fits"].shape == (44, 62)
     assert loaded["test0.fits"].kind is FrameKind.UNKNOWN and loaded["test0.fits"].exptime == 0.23
     assert loaded["biastest1.fit"].kind is FrameKind.BIAS
