@@ -18,6 +18,8 @@ from ccdgui.model import rows as row_sources
 from ccdgui.model.combine import CombineOptions
 from ccdgui.model.rows import Decoding, DescriptorPool, FrameError, RawRows, read_at
 
+from .stacks import assert_file_combines_equal_on_both_paths
+
 STORED = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 SCALINGS = ["none", "unsigned", "scaled", "blank"]
 
@@ -197,22 +199,8 @@ def test_kernel_decodes_every_kind_as_numpy(tmp_path, monkeypatch, bitpix, bscal
         cards = {"BSCALE": bscale, "BZERO": bzero} | ({"BLANK": blank} if blank is not None else {})
         paths.append(tmp_path / f"f{index}.fits")
         write_fits(paths[-1], stored, bitpix, **cards)
-    monkeypatch.setattr(engine, "BAND_BYTES", 9 * 100 * 4 * 2)  # 2-row bands
     scales = [1.0 + 0.1 * i for i in range(9)]
-
-    def sources():
-        frames, problems = fitsio.read_frames(paths, lazy=True)
-        assert not problems and all(f.stack_source().decode is not None for f in frames)
-        return [f.stack_source() for f in frames]
-
-    options = [CombineOptions(), CombineOptions(method="median", reject="none"),
-               CombineOptions(reject="minmax")]
-    compiled = [engine.combine(sources(), o, scales) for o in options]
-    monkeypatch.setattr(engine, "_stack", None)
-    for o, result in zip(options, compiled, strict=True):
-        expected = engine.combine(sources(), o, scales)
-        np.testing.assert_array_equal(result.data, expected.data, err_msg=str(o))
-        np.testing.assert_array_equal(result.count, expected.count, err_msg=str(o))
+    assert_file_combines_equal_on_both_paths(paths, monkeypatch, 9 * 100 * 4 * 2, scales)
 
 
 def test_reads_from_threads_with_close_racing_get_the_right_bytes(tmp_path):
