@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print the plan (masters, which master serves each light, output files) and the "
                           "estimate, then stop")
     red.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    red.add_argument("--scheduler", metavar="ADDRESS",
+                     help="run on a Dask cluster: a scheduler's address (tcp://head:8786), or local:N for N "
+                          "worker processes on this machine (needs pip install 'ccdgui[distributed]'; the "
+                          "workers must see the inputs and OUTDIR under the same paths)")
     add_recipe_flags(red)
 
     gui = commands.add_parser("gui", help="open the desktop application (the default)")
@@ -285,6 +289,13 @@ def cmd_reduce(args: argparse.Namespace) -> int:
     from .model.intake import list_files
 
     started = time.perf_counter()
+    if args.scheduler:  # said before any work, in one line
+        from .model.cluster import ClusterError, require_distributed
+
+        try:
+            require_distributed()
+        except ClusterError as exc:
+            raise CliError(str(exc), EXIT_USAGE) from None
     if args.indir is None and args.outdir is None:
         if args.recipe is None:
             raise CliError("reduce needs INDIR and OUTDIR, or --recipe RECIPE.json to replay a reduction",
@@ -354,11 +365,19 @@ def _execute(args: argparse.Namespace, plan, recipe, outdir: Path, checksums=Non
     from .model.progress import drive
 
     report = (lambda *a: None) if args.quiet else _progress
+    engine = None
     try:
+        if getattr(args, "scheduler", None):
+            from .model.cluster import ClusterEngine
+
+            engine = ClusterEngine(args.scheduler)
         return drive(execute(plan, recipe, outdir, overwrite=args.overwrite, checksums=checksums,
-                             quarantined=quarantined), report)
-    except OutputError as exc:
+                             quarantined=quarantined, engine=engine), report)
+    except OutputError as exc:  # also a cluster that cannot be used (cluster.ClusterError)
         raise CliError(str(exc), EXIT_USAGE) from None
+    finally:
+        if engine is not None:
+            engine.close()
 
 
 def cmd_replay(args: argparse.Namespace, started: float) -> int:

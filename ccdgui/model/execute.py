@@ -209,10 +209,11 @@ def run_to_end(frames: Sequence[Frame], recipe: Recipe, cancel: CancelToken | No
 
 def execute(plan: Plan, recipe: Recipe, outdir: str | os.PathLike, cancel: CancelToken | None = None,
             overwrite: bool = False, checksums: Checksums | None = None, quarantined: Sequence = (),
-            ) -> Generator[Progress, None, Result]:
+            engine=None) -> Generator[Progress, None, Result]:
     """Carry out ``plan`` into ``outdir``: yields Progress, returns Result; raises Cancelled when
     ``cancel`` is set (outputs finished by then stay, complete) and OutputError (one line) when the
-    folder cannot be used or written. ``checksums`` may have started hashing the inputs already."""
+    folder cannot be used or written. ``checksums`` may have started hashing the inputs already.
+    ``engine`` (a :class:`cluster.ClusterEngine`) runs the work on a Dask cluster; None runs it here."""
     recipe = recipe.copy()  # the options of this run, whatever the window's dock does meanwhile
     recipe.check_together()
     cancel = cancel or CancelToken()
@@ -221,7 +222,8 @@ def execute(plan: Plan, recipe: Recipe, outdir: str | os.PathLike, cancel: Cance
     paths = [i.path for i in plan.inputs if i.path is not None]
     own_checksums = checksums is None
     checksums = checksums or Checksums(paths)  # on another core while the masters are combined
-    run_state = _Run(plan, recipe, folder, cancel, paths)
+    run_state = _Run(plan, recipe, folder, cancel, paths) if engine is None else \
+        engine.make_run(plan, recipe, folder, cancel, paths)
     finished = False
     try:
         with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=folder.path) as scratch:
@@ -235,6 +237,8 @@ def execute(plan: Plan, recipe: Recipe, outdir: str | os.PathLike, cancel: Cance
                                for name in result.changed_inputs)
         result.record = provenance.make_record(plan, recipe, result.outputs, digests, result.problems,
                                                run_state.values, quarantined, result.changed_inputs)
+        if engine is not None:
+            result.record["cluster"] = engine.describe()
         try:
             provenance.write_record(result.record, folder.path)
         except OSError as exc:
@@ -271,6 +275,15 @@ def _changed_inputs(plan: Plan) -> list[str]:
     return changed
 
 
+def write_product(frame: Frame, folder: Path, rel: str, product: str, source: str,
+                  protect: Sequence) -> tuple[Path, dict]:
+    """Write one product atomically (marked as a product) under ``folder``; its path and record."""
+    path = folder / rel
+    frame.header[PRODUCT_KEY] = (product, "written by ccdgui: not a raw frame")
+    fitsio.write_frame(frame, path, overwrite=True, protect=protect)
+    return path, {"file": rel, "sha256": sha256_of(path), "kind": product, "from": source}
+
+
 class _Run:
     """The state of one execution: masters built so far (kept in memory for the frames that use them),
     values measured on the way, outputs written."""
@@ -291,15 +304,13 @@ class _Run:
     def write(self, frame: Frame, rel: str, product: str, source: str) -> tuple[Path, dict]:
         """Write one product atomically; returns its path and its record (with its sha256). OSError
         becomes OutputError."""
-        path = self.folder.path / rel
-        frame.header[PRODUCT_KEY] = (product, "written by ccdgui: not a raw frame")
         try:
-            fitsio.write_frame(frame, path, overwrite=True, protect=self.inputs)
+            path, record = write_product(frame, self.folder.path, rel, product, source, self.inputs)
         except OSError as exc:
             kept = "; outputs finished so far are kept" if self.result.outputs else ""
             raise OutputError(f"cannot write {rel}: {os_error_reason(exc)}{kept}") from None
         self.folder.journal(rel)
-        return path, {"file": rel, "sha256": sha256_of(path), "kind": product, "from": source}
+        return path, record
 
     # masters -------------------------------------------------------------------------------------
     def masters(self, scratch: str) -> Generator[Progress, None, None]:

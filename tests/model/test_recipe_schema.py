@@ -143,7 +143,7 @@ def test_the_parser_has_one_flag_per_option():
         assert option.cli_flag in recipe_flags[option.name].option_strings
     others = {action.dest for action in reduce._actions} - set(OPTION)
     assert others == {"help", "indir", "outdir", "recipe", "overwrite", "allow_changed_inputs", "dry_run",
-                      "quiet"}
+                      "quiet", "scheduler"}  # where to run, not how to reduce
 
 
 def test_help_lists_every_option_with_its_default_and_range(capsys, monkeypatch):
