@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .networks import median_network, selection_network, sorting_network  # noqa: F401  (API)
+from .progress import drive
 
 try:  # the compiled band reduction (built with the package when a C compiler is present)
     from ccdgui.model import _stack
@@ -811,13 +812,4 @@ def iter_combine(arrays: Sequence[np.ndarray], options: CombineOptions = Combine
 def combine(arrays: Sequence[np.ndarray], options: CombineOptions = CombineOptions(),
             scales: Sequence[float] | None = None, weights: Sequence[float] | None = None) -> CombineResult:
     """Combine ``arrays`` (equal 2-D shapes) into one float32 image plus per-pixel counts."""
-    return drain(iter_combine(arrays, options, scales, weights))
-
-
-def drain(generator: Generator):
-    """Run a progress-reporting generator to its end and return what it returns."""
-    while True:
-        try:
-            next(generator)
-        except StopIteration as stop:
-            return stop.value
+    return drive(iter_combine(arrays, options, scales, weights))

@@ -301,6 +301,7 @@ def test_combining_hundreds_of_files_needs_no_descriptor_per_frame(tmp_path):
         import numpy as np
 
         from ccdgui.model import combine, fitsio
+        from ccdgui.model.progress import drive
         from ccdgui.model.combine import CombineOptions
 
         resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
@@ -308,7 +309,7 @@ def test_combining_hundreds_of_files_needs_no_descriptor_per_frame(tmp_path):
         stack = np.load(folder / "stack.npy").astype(np.float32)
         frames = [fitsio.read_header_frame(p) for p in sorted(folder.glob("f*.fits"))]
         assert len(frames) == 300 and not any(f.loaded for f in frames)
-        result = combine.drain(combine.iter_combine([f.stack_source() for f in frames],
+        result = drive(combine.iter_combine([f.stack_source() for f in frames],
                                                     CombineOptions(method="average", reject="none")))
         np.testing.assert_array_equal(result.data, combine.combine(list(stack), CombineOptions(
             method="average", reject="none")).data)
