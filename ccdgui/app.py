@@ -27,19 +27,33 @@ def _application(argv: list[str]):
     return app
 
 
+def gui_problem(paths: list[str]) -> str | None:
+    """Why the window cannot start (a missing path, no display to show it on), in one line, or None.
+    Checked before Qt starts: without a display Qt aborts the process instead of reporting."""
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        return f"no such file or folder: {', '.join(missing)}"
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if (sys.platform.startswith("linux") and not platform and not os.environ.get("DISPLAY")
+            and not os.environ.get("WAYLAND_DISPLAY")):
+        return ("no display to open the window on (DISPLAY is not set); use 'ccdgui reduce' without a "
+                "window, or QT_QPA_PLATFORM=offscreen")
+    return None
+
+
 def run_gui(paths: list[str]) -> int:
-    """Open the main window on ``paths`` (FITS files or folders), or on a simulated night."""
+    """Open the main window on ``paths`` (FITS files or folders), or on a simulated night. The window
+    opens where it was last closed (on a screen that exists), else on a share of the screen."""
+    problem = gui_problem(paths)
+    if problem is not None:
+        print(f"ccdgui: error: {problem}", file=sys.stderr)
+        return 2
     app = _application([])
     from .model.simulate import SimParams
     from .qt.main_window import MainWindow, remove_abandoned_sessions, start_simulation_soon
 
-    missing = [p for p in paths if not os.path.exists(p)]
-    if missing:
-        print(f"ccdgui: error: no such file or folder: {', '.join(missing)}", file=sys.stderr)
-        return 2
     remove_abandoned_sessions()
     window = MainWindow(sim=SimParams(nx=STARTUP_SIZE, ny=STARTUP_SIZE))
-    window.resize(1600, 1000)
     window.show()
     if paths:
         window.open_paths(paths)

@@ -97,11 +97,44 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run on a Dask cluster: a scheduler's address (tcp://head:8786), or local:N for N "
                           "worker processes on this machine (needs pip install 'ccdgui[distributed]'; the "
                           "workers must see the inputs and OUTDIR under the same paths)")
+    red.add_argument("--library", type=Path, metavar="PATH",
+                     help="the master library to take masters from (default: $CCDGUI_LIBRARY, else the one "
+                          "in your data folder, if any)")
+    red.add_argument("--no-library", action="store_true", help="use no master library")
+    red.add_argument("--to-library", action="store_true",
+                     help="add the masters this run builds to the master library")
     add_recipe_flags(red)
+    add_library_parser(commands)
 
+    from .cli_inspect import add_inspect_parser
+
+    add_inspect_parser(commands)
     gui = commands.add_parser("gui", help="open the desktop application (the default)")
     gui.add_argument("paths", nargs="*", help="FITS files or folders to open")
     return parser
+
+
+def add_library_parser(commands) -> None:
+    """``ccdgui library add|list|remove|check``."""
+    lib = commands.add_parser("library", help="the master library: masters kept for other nights",
+                              description="Masters built once and used on other nights, indexed in "
+                                          "an SQLite database (default: $CCDGUI_LIBRARY, else your data "
+                                          "folder).")
+    actions = lib.add_subparsers(dest="library_command", parser_class=_Parser)
+    add = actions.add_parser("add", help="copy master files (or every FITS file below a folder) into the "
+                                         "library")
+    add.add_argument("paths", type=Path, nargs="+", metavar="FILE|FOLDER")
+    add.add_argument("--kind", choices=("bias", "dark", "flat"),
+                     help="what the files are, when their headers do not say (masters of other tools)")
+    listing = actions.add_parser("list", help="list the library's masters")
+    listing.add_argument("--kind", choices=("bias", "dark", "flat"))
+    listing.add_argument("--camera", metavar="INSTRUME", help="only this camera (INSTRUME)")
+    listing.add_argument("--json", action="store_true", help="one JSON list instead of a table")
+    remove = actions.add_parser("remove", help="remove masters (by id, file name or sha256 prefix)")
+    remove.add_argument("references", nargs="+", metavar="ID|NAME|SHA256")
+    actions.add_parser("check", help="report masters whose file is missing or changed")
+    for sub in (add, listing, remove, actions.choices["check"]):
+        sub.add_argument("--library", type=Path, metavar="PATH", help="the library database to use")
 
 
 def _option_type(option):
@@ -155,6 +188,12 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_simulate(args)
         if args.command == "reduce":
             return cmd_reduce(args)
+        if args.command == "inspect":
+            from .cli_inspect import cmd_inspect
+
+            return cmd_inspect(args)
+        if args.command == "library":
+            return cmd_library(args)
         from .app import run_gui
 
         return run_gui(getattr(args, "paths", []) or [])
@@ -290,6 +329,13 @@ def cmd_reduce(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     if args.scheduler:  # said before any work, in one line
+        from .model.place import parse_place
+
+        try:
+            args.scheduler = parse_place(args.scheduler)
+        except ValueError as exc:
+            raise CliError(f"--scheduler {exc}", EXIT_USAGE) from None
+    if args.scheduler:
         from .model.cluster import ClusterError, require_distributed
 
         try:
@@ -334,12 +380,16 @@ def _reduce(args: argparse.Namespace, recipe, paths: list[Path], indir: Path, ou
         print(f"ccdgui: skipped {problem}", file=sys.stderr)
     if not frames:
         raise CliError(f"no readable FITS frame in {indir}")
-    plan = make_plan(frames, recipe, root=indir)
+    plan = make_plan(frames, recipe, root=indir, masters=_library_entries(args))
     cost = estimate_run(plan, recipe)
     if args.dry_run:
         print(format_plan(plan))
         print(f"estimate: {cost}")
         return 0
+    _refuse_changed_library_masters(plan)
+    if plan.library_masters and getattr(args, "scheduler", None):
+        raise CliError("masters from the library cannot be used on a cluster yet: run without --scheduler, "
+                       "or with --no-library", EXIT_USAGE)
     if not plan.masters and not any(not s.skip for s in plan.lights):
         for note in plan.notes:
             print(f"ccdgui: note: {note}", file=sys.stderr)
@@ -353,6 +403,8 @@ def _reduce(args: argparse.Namespace, recipe, paths: list[Path], indir: Path, ou
         print(f"ccdgui: note: {problem}", file=sys.stderr)
     print(f"ccdgui: {len(result.masters)} master(s), {len(result.calibrated)} calibrated frame(s) in "
           f"{outdir} ({time.perf_counter() - started:.1f} s)", file=sys.stderr)
+    if getattr(args, "to_library", False):
+        _add_to_library(args, [], run=(plan, outdir))
     if result.changed_inputs:
         raise CliError(f"{len(result.changed_inputs)} input(s) changed during the run: "
                        + ", ".join(result.changed_inputs[:5]), EXIT_FAILED)
@@ -386,7 +438,14 @@ def cmd_replay(args: argparse.Namespace, started: float) -> int:
 
     from .model import fitsio
     from .model.plan import make_plan
-    from .model.provenance import RecordError, changed_inputs, compare_outputs, recorded_inputs
+    from .model.provenance import (
+        RecordError,
+        changed_inputs,
+        changed_library_masters,
+        compare_outputs,
+        recorded_inputs,
+        recorded_library_masters,
+    )
 
     record = _load_record(args.recipe)
     try:
@@ -408,7 +467,17 @@ def cmd_replay(args: argparse.Namespace, started: float) -> int:
             problems.append(f"{path}: {exc}")
     if problems:
         raise CliError("cannot read the recipe's inputs: " + "; ".join(problems[:3]), EXIT_USAGE)
-    plan = make_plan(frames, recipe, root=record.get("input_root"))
+    try:
+        masters = recorded_library_masters(record)
+    except RecordError as exc:
+        raise CliError(f"{args.recipe}: {exc}", EXIT_USAGE) from None
+    changed_masters = changed_library_masters(masters)
+    for line in changed_masters:
+        print(f"ccdgui: {line}", file=sys.stderr)
+    if changed_masters:
+        raise CliError(f"{len(changed_masters)} library master(s) differ from the recipe: refused",
+                       EXIT_USAGE)
+    plan = make_plan(frames, recipe, root=record.get("input_root"), masters=masters)
     if args.dry_run:
         from .model.plan import format_plan
 
@@ -426,6 +495,119 @@ def cmd_replay(args: argparse.Namespace, started: float) -> int:
     print(f"ccdgui: {len(result.outputs)} outputs reproduced bit for bit from {len(inputs)} input(s) "
           f"({time.perf_counter() - started:.1f} s)", file=sys.stderr)
     return 0
+
+
+# --- the master library ------------------------------------------------------------------------------
+def _open_library(path: Path | None):
+    from .model.masterlib import Library, LibraryError
+
+    try:
+        return Library(path)
+    except LibraryError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+
+
+def _library_entries(args: argparse.Namespace) -> list:
+    """The library's masters a reduction may use: none with --no-library; a missing default library is
+    no library, a missing --library PATH an error."""
+    from .model.masterlib import LibraryError, open_entries
+
+    if getattr(args, "no_library", False):
+        return []
+    if getattr(args, "to_library", False) and args.library is not None and not args.library.exists():
+        return []  # a new library, made by --to-library
+    try:
+        return open_entries(getattr(args, "library", None))
+    except LibraryError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+
+
+def _refuse_changed_library_masters(plan) -> None:
+    """Library masters the plan uses whose file is missing or changed: named, then refused (exit 2)."""
+    from .model.masterlib import entry_problem
+
+    problems = [line for m in plan.library_masters if (line := entry_problem(m.library)) is not None]
+    for line in problems:
+        print(f"ccdgui: library master {line}", file=sys.stderr)
+    if problems:
+        raise CliError(f"{len(problems)} library master(s) missing or changed since they were added: refused "
+                       "(see ccdgui library check)", EXIT_USAGE)
+
+
+def _add_to_library(args: argparse.Namespace, paths: list[Path], kind: str | None = None, run=None) -> int:
+    """Add files (or, with ``run`` = (plan, outdir), the masters a run wrote) to the library; the
+    number added."""
+    with _open_library(getattr(args, "library", None)) as library:
+        done = library.add(paths, kind) if run is None else library.add_run(*run)
+        for entry in done.added:
+            print(f"ccdgui: library: added {entry.name} ({entry.kind}, {entry.camera}, "
+                  f"{entry.night or 'undated'})", file=sys.stderr)
+        for line in done.skipped:
+            print(f"ccdgui: library: skipped {line}", file=sys.stderr)
+        print(f"ccdgui: {len(done.added)} master(s) added to {library.path}", file=sys.stderr)
+        return len(done.added)
+
+
+def cmd_library(args: argparse.Namespace) -> int:
+    """``ccdgui library add|list|remove|check``."""
+    import json
+
+    command = getattr(args, "library_command", None)
+    if command is None:
+        raise CliError("library needs a command: add, list, remove or check (see ccdgui library --help)",
+                       EXIT_USAGE)
+    if command == "add":
+        missing = [p for p in args.paths if not p.exists()]
+        if missing:
+            raise CliError(f"{missing[0]} does not exist", EXIT_USAGE)
+        added = _add_to_library(args, args.paths, args.kind)
+        return 0 if added else EXIT_NOTHING
+    from .model.masterlib import DB_NAME, default_path
+
+    where = args.library if args.library is not None else default_path()
+    if not (where / DB_NAME if where.is_dir() else where).exists():  # list, check, remove never create one
+        if command == "remove":
+            raise CliError(f"no master library at {where}", EXIT_USAGE)
+        if command == "list":
+            print("(the library is empty)")
+        print(f"ccdgui: no master library at {where} yet (ccdgui library add creates it)", file=sys.stderr)
+        return 0
+    with _open_library(args.library) as library:
+        if command == "list":
+            entries = library.entries(args.kind, args.camera)
+            if args.json:
+                print(json.dumps([e.to_dict() for e in entries], indent=2))
+            else:
+                print(format_library(entries))
+            return 0
+        if command == "remove":
+            removed, unknown = library.remove(args.references)
+            for entry in removed:
+                print(f"ccdgui: removed {entry.name} from {library.path}", file=sys.stderr)
+            if unknown:
+                raise CliError("; ".join(unknown), EXIT_USAGE)
+            return 0
+        problems = library.check()
+        for line in problems:
+            print(line)
+        count = len(library.entries())
+        print(f"ccdgui: {count - len(problems)} of {count} master(s) intact", file=sys.stderr)
+        return EXIT_FAILED if problems else 0
+
+
+def format_library(entries) -> str:
+    """The library as a table: one line per master."""
+    from .model.library import celsius
+
+    header = f"{'id':>4}  {'kind':4}  {'name':34}  {'camera':28}  {'size':9}  {'bin':3}  {'gain':5}  " \
+             f"{'temp':9}  {'exp':7}  {'filter':10}  {'night':10}  {'n':>3}"
+    lines = [header]
+    for e in entries:
+        lines.append(f"{e.id:>4}  {e.kind:4}  {e.name[:34]:34}  {e.camera[:28]:28}  "
+                     f"{e.shape[1]}x{e.shape[0]:<4}  {e.binning[0]}x{e.binning[1]}  {(e.gain or '-')[:5]:5}  "
+                     f"{celsius(e.temperature):9}  {'-' if e.exptime is None else f'{e.exptime:g}s':7}  "
+                     f"{(e.filter or '-')[:10]:10}  {e.night or '-':10}  {e.ncombine:>3}")
+    return "\n".join(lines) if entries else "(the library is empty)"
 
 
 _last_message = [""]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import calibrate, combine, fitsio
+from . import calibrate, combine, fitsio, qa
 from .execute import OutputError, _finish_master, _Run, os_error_reason, write_product
 from .frame import Frame, FrameKind
 from .plan import FrameSteps, MasterPlan, Plan, _prepare, _reclassified
@@ -264,16 +264,19 @@ def _band_task(recipe: Recipe, master: MasterJob, scales, weights, start: int, s
     rows = combine.band_rows(len(arrays), nx)
     out = np.empty((stop - start, nx), dtype=np.float32)
     count = np.empty((stop - start, nx), dtype=np.uint16)
+    sample = qa.InputSample(ny, nx)  # the rows the local engine keeps for quality figures
+    sample.scales = None if scales is None else [float(s) for s in scales]
     try:
         for first in range(start, stop, rows):
             last = min(first + rows, stop)
             out[first - start:last - start], count[first - start:last - start] = combine._reduce_rows(
                 arrays, scales, first, last, options, weights, clip)
+            sample(arrays, first, last)
     finally:
         for array in arrays:
             if hasattr(array, "close"):
                 array.close()
-    return start, out, count
+    return start, out, count, sample
 
 
 def _master_task(recipe: Recipe, master: MasterJob, outdir: str, protect: list[str], *bands,
@@ -286,6 +289,7 @@ def _master_task(recipe: Recipe, master: MasterJob, outdir: str, protect: list[s
     steps = [_worker_run(recipe, job)[1] for job in master.inputs]
     plan = MasterPlan(master.kind, (), steps, name=master.name, exptime=master.exptime, filter=master.filter)
     first_run, first_steps = _worker_run(recipe, master.inputs[0])
+    result.qa = qa.InputSample.merged([b[3] for b in ordered], first_run.built.values())
     inputs = [first_run._apply(first_steps, with_flat=False)] + [s.frame for s in steps[1:]]
     frame = _finish_master(result, plan, inputs, recipe.combine_options(), recipe)
     _, record = write_product(frame, Path(outdir), master.output, "master", master.name, protect)

@@ -95,6 +95,7 @@ class CombineOptions:
 class CombineResult:
     data: np.ndarray   # float32 (ny, nx)
     count: np.ndarray  # uint16 (ny, nx): frames used per pixel
+    qa: object = None  # what an observer collected while combining (e.g. qa.InputSample), if any
 
 
 # --- per-frame scale factors -----------------------------------------------------------------------------
@@ -764,11 +765,14 @@ def _read_band(arrays, scales, start: int, stop: int, clip: tuple | None = None,
 
 def iter_combine(arrays: Sequence[np.ndarray], options: CombineOptions = CombineOptions(),
                  scales: Sequence[float] | None = None, weights: Sequence[float] | None = None,
-                 ) -> Generator[float, None, CombineResult]:
+                 observer=None) -> Generator[float, None, CombineResult]:
     """Combine band by band, yielding the fraction done after each band; returns the result.
 
     ``weights``: one finite number ≥ 0 per frame, not all 0 (see the module notes; a median ignores them).
-    Closing the generator early stops the work after the bands already running.
+    ``observer``: called as ``observer(arrays, start, stop)`` from the band's thread after each band is
+    combined (e.g. :class:`ccdgui.model.qa.InputSample` keeping a few rows for quality figures); it is
+    returned as the result's ``qa``. Closing the generator early stops the work after the bands already
+    running.
     """
     options.validate()
     ny, nx = _check_inputs(arrays, scales)
@@ -785,6 +789,8 @@ def iter_combine(arrays: Sequence[np.ndarray], options: CombineOptions = Combine
         stop = min(start + rows, ny)
         out[start:stop], count[start:stop] = _reduce_rows(arrays, scales, start, stop, options, weights,
                                                           clip)
+        if observer is not None:
+            observer(arrays, start, stop)
         return stop
 
     workers = min(2, os.cpu_count() or 1, len(starts))
@@ -806,10 +812,136 @@ def iter_combine(arrays: Sequence[np.ndarray], options: CombineOptions = Combine
         for array in arrays:
             if hasattr(array, "close"):  # files kept open while their bands were read
                 array.close()
-    return CombineResult(data=out, count=count)
+    return CombineResult(data=out, count=count, qa=observer)
 
 
 def combine(arrays: Sequence[np.ndarray], options: CombineOptions = CombineOptions(),
             scales: Sequence[float] | None = None, weights: Sequence[float] | None = None) -> CombineResult:
     """Combine ``arrays`` (equal 2-D shapes) into one float32 image plus per-pixel counts."""
     return drive(iter_combine(arrays, options, scales, weights))
+
+
+# --- explaining one pixel's stack (inspector, quality figures) -------------------------------------
+#: Why a value of a stack was left out (codes of :attr:`StackExplanation.reason`).
+REASONS = ("kept", "missing (NaN)", "below clip_min", "above clip_max", "sigma low", "sigma high",
+           "min/max low", "min/max high")
+
+
+@dataclass
+class StackExplanation:
+    """What the combine did with stacks of values: ``values`` (n, m) as combined (scaled), which were
+    kept, why each other was rejected (codes into :data:`REASONS`), the sigma-clipping centre and bounds
+    of the last pass (NaN without sigma clipping) and the combined value and count of each of m stacks."""
+
+    values: np.ndarray   # float32 (n, m), after scaling
+    keep: np.ndarray     # bool (n, m)
+    reason: np.ndarray   # uint8 (n, m)
+    centre: np.ndarray   # float32 (m,)
+    low: np.ndarray      # float32 (m,)
+    high: np.ndarray     # float32 (m,)
+    result: np.ndarray   # float32 (m,)
+    count: np.ndarray    # int (m,)
+
+
+def explain_stack(values: np.ndarray, options: CombineOptions = CombineOptions(),
+                  scales: Sequence[float] | None = None, weights: Sequence[float] | None = None,
+                  ) -> StackExplanation:
+    """Rejection and result of stacks given as they come from the inputs (``values`` (n, m), n frames,
+    before scaling), with the combine's float32 operations: thresholds compared before scaling, then
+    scaling, then sigma clipping (astropy semantics) or min/max, then the statistic (sums of the kept
+    values in increasing order, as the sorted path adds them; weighted sums in frame order)."""
+    options.validate()
+    raw = np.array(values, dtype=np.float32, ndmin=2, copy=True)
+    n, m = raw.shape
+    reason = np.zeros((n, m), dtype=np.uint8)
+    reason[~np.isfinite(raw)] = 1
+    clip = _clip_limits(options)
+    if clip is not None:
+        with np.errstate(invalid="ignore"):
+            reason[(reason == 0) & (raw < clip[0])] = 2
+            reason[(reason == 0) & (raw > clip[1])] = 3
+    cube = raw
+    if scales is not None:
+        factors = np.asarray(scales, dtype=np.float32)
+        for index in range(n):
+            if factors[index] != 1:
+                cube[index] *= factors[index]
+    nan = np.full(m, np.nan, dtype=np.float32)
+    centre, low, high = nan.copy(), nan.copy(), nan.copy()
+    if options.reject == "sigma":
+        centre, low, high = _explain_sigma(cube, reason, options)
+    elif options.reject == "minmax":
+        _explain_minmax(cube, reason, options)
+    keep = reason == 0
+    general = (options.reject == "sigma" and options.sigma_iterations > 1) or bool((reason == 1).any())
+    result, count = _explain_result(cube, keep, options, _frame_weights(weights, n, options.method), general)
+    return StackExplanation(cube, keep, reason, centre, low, high, result, count)
+
+
+def _explain_sigma(cube: np.ndarray, reason: np.ndarray, options: CombineOptions,
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sigma clipping as ``_sigma_clip``, marking each rejected value low (4) or high (5); the centre and
+    bounds of the last pass."""
+    valid = reason == 0
+    block = cube[:, None, :]
+    for _ in range(options.sigma_iterations):
+        median = _masked_median(block, valid[:, None, :])[0]
+        centre = median if options.sigma_center == "median" else _masked_mean(block, valid[:, None, :])[0][0]
+        if options.sigma_spread == "mad_std":
+            spread = _masked_median(np.abs(block - median), valid[:, None, :])[0] * np.float32(MAD_TO_SIGMA)
+        else:
+            mean, count = _masked_mean(block, valid[:, None, :])
+            deviation = np.where(valid, cube - mean[0], np.float32(0))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                spread = np.sqrt((deviation * deviation).sum(axis=0) / count[0])
+        low = centre - np.float32(options.sigma_low) * spread
+        high = centre + np.float32(options.sigma_high) * spread
+        with np.errstate(invalid="ignore"):
+            below, above = valid & (cube < low), valid & (cube > high)
+        if not (below.any() or above.any()):
+            break
+        reason[below], reason[above] = 4, 5
+        valid = reason == 0
+    return centre.astype(np.float32), low.astype(np.float32), high.astype(np.float32)
+
+
+def _explain_minmax(cube: np.ndarray, reason: np.ndarray, options: CombineOptions) -> None:
+    """Min/max rejection as ``_minmax`` (ties ranked by frame), marking the dropped values low (6) or
+    high (7)."""
+    valid = reason == 0
+    order = np.argsort(np.where(valid, cube, np.float32(np.nan)), axis=0, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(cube.shape[0])[:, None], axis=0)
+    count = valid.sum(axis=0)
+    reason[valid & (rank < options.minmax_low)] = 6
+    reason[valid & (rank >= options.minmax_low) & (rank >= count - options.minmax_high)] = 7
+
+
+def _explain_result(cube: np.ndarray, keep: np.ndarray, options: CombineOptions,
+                    weights: np.ndarray | None, general: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """The statistic of the kept values of each stack, with the engine's order of float32 operations
+    (``general``: the masked path's, which adds in frame order; a band holding a NaN elsewhere also
+    takes that path, so an average may then differ from the master in its last bit)."""
+    count = keep.sum(axis=0)
+    if general and options.method != "median" and weights is None:
+        data, _ = _masked_mean(cube[:, None, :], keep[:, None, :])
+        if options.method == "sum":
+            data = np.where(keep, cube, np.float32(0)).sum(axis=0, dtype=np.float32)[None]
+        data = np.asarray(data[0], dtype=np.float32)
+        data[count == 0] = np.nan
+        return data, count
+    if options.method == "median":
+        ordered, _ = _sorted_with_count(cube, keep)
+        return _median_of_sorted(ordered, count), count
+    if weights is not None:
+        data, _ = _weighted(cube, keep, weights, options.method)
+        return data.astype(np.float32), count
+    ordered = np.sort(np.where(keep, cube, np.float32(np.inf)), axis=0)
+    total = np.zeros(cube.shape[1], dtype=np.float32)
+    for row in ordered:
+        total += np.where(np.isfinite(row), row, np.float32(0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        data = (total / count).astype(np.float32) if options.method == "average" else total
+    data = np.asarray(data, dtype=np.float32)
+    data[count == 0] = np.nan
+    return data, count

@@ -96,10 +96,29 @@ def histogram(data: np.ndarray, lo: float | None = None, hi: float | None = None
     inside = sample[(sample >= lo) & (sample <= hi)]
     q25, q75 = np.percentile(inside, [25, 75]) if inside.size else (lo, hi)
     width = 2 * (q75 - q25) / max(inside.size, 1) ** (1 / 3)
+    if inside.size and is_integer_valued(inside):
+        edges = integer_edges(lo, hi, width, max_bins)
+        counts, edges = np.histogram(inside, bins=edges)
+        return Histogram(edges, counts * (data.size / sample.size))
     bins = int(np.clip(np.ceil((hi - lo) / width), 10, max_bins)) if width > 0 else 50
     counts, edges = np.histogram(inside, bins=bins, range=(lo, hi))
     scale = data.size / sample.size
     return Histogram(edges, counts * scale)
+
+
+def is_integer_valued(sample: np.ndarray) -> bool:
+    """Whether every value is a whole number (raw ADU, also when read as float through BZERO)."""
+    return bool(np.all(sample == np.round(sample)))
+
+
+def integer_edges(lo: float, hi: float, width: float, max_bins: int = 400) -> np.ndarray:
+    """Bin edges at half-integers covering [lo, hi], each bin a whole number of values wide (at least
+    one, at least ``width``, few enough for ``max_bins``): integer data gives no comb of empty bins."""
+    first, last = np.floor(lo), np.ceil(hi)
+    span = last - first + 1
+    step = max(1.0, np.ceil(width) if np.isfinite(width) else 1.0, np.ceil(span / max_bins))
+    count = int(np.ceil(span / step))
+    return first - 0.5 + step * np.arange(count + 1)
 
 
 def common_range(frames: list[np.ndarray]) -> tuple[float, float]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import calibrate, fitsio, masks, provenance
+from . import calibrate, fitsio, masks, provenance, qa
 from .combine import (
     CombineOptions,
     CombineResult,
@@ -228,6 +228,8 @@ def execute(plan: Plan, recipe: Recipe, outdir: str | os.PathLike, cancel: Cance
     try:
         with tempfile.TemporaryDirectory(prefix=SCRATCH_PREFIX, dir=folder.path) as scratch:
             yield from run_state.masters(scratch)
+        for name, figures in quality_values(run_state.result.masters).items():
+            run_state.values.setdefault(name, {})["qa"] = figures
         yield from run_state.lights()
         result = run_state.result
         digests = [checksums.of(i.path) if i.path is not None else _memory_digest(i.frame)
@@ -314,6 +316,15 @@ class _Run:
 
     # masters -------------------------------------------------------------------------------------
     def masters(self, scratch: str) -> Generator[Progress, None, None]:
+        from . import masterlib
+
+        for master in self.plan.library_masters:  # from the master library: read, not combined
+            problem = masterlib.entry_problem(master.library)
+            if problem is None:
+                self.built[id(master)] = fitsio.read_frame(master.library.path)
+            else:
+                self.failed[id(master)] = f"library master {problem}: refused"
+                self.result.problems.append(self.failed[id(master)])
         for master in self.plan.masters:
             self.cancel.check()
             try:
@@ -326,7 +337,7 @@ class _Run:
             path, record = self.write(frame, master.output, "master", master.name)
             self.result.outputs.append(record)
             self.result.masters.append(fitsio.read_header_frame(path))
-        for master in self.plan.masters:
+        for master in [*self.plan.masters, *self.plan.library_masters]:
             if master.kind is FrameKind.MASTER_FLAT and id(master) in self.built:
                 self._flat_norm(master)
 
@@ -351,10 +362,14 @@ class _Run:
             if scales is not None:
                 self.values[master.name] = {"scales": [float(s) for s in scales]}
         label = f"{master.kind.value.split()[-1]} ({master.name})"
+        sample = qa.InputSample(*(inputs[0].shape if inputs else (0, 0)))  # rows kept for quality figures
+        sample.scales = None if scales is None else [float(s) for s in scales]
+        sample.read_noise_adu = qa.bias_read_noise(self.built[id(step.bias)] for step in master.inputs
+                                                   if step.bias is not None and id(step.bias) in self.built)
         try:
             weights = self._weights(master, inputs, scales)
             combined = yield from _combine_group(inputs, self.options, scales, weights, self.meter,
-                                                 self.cancel, label)
+                                                 self.cancel, label, sample)
         finally:
             for frame in inputs:
                 frame.release()
@@ -523,9 +538,11 @@ class _Meter:
 
 
 def _combine_group(frames: Sequence[Frame], options: CombineOptions, scales, weights, meter: _Meter,
-                   cancel: CancelToken, label: str) -> Generator[Progress, None, CombineResult]:
-    """Combine frames band by band, reporting progress and honouring cancel between bands."""
-    combining = iter_combine([f.stack_source() for f in frames], options, scales, weights)
+                   cancel: CancelToken, label: str, observer=None,
+                   ) -> Generator[Progress, None, CombineResult]:
+    """Combine frames band by band, reporting progress and honouring cancel between bands (``observer``:
+    see ``combine.iter_combine``)."""
+    combining = iter_combine([f.stack_source() for f in frames], options, scales, weights, observer)
     message = f"Combining {len(frames)} {label} frame(s)"
     try:
         while True:
@@ -561,7 +578,29 @@ def _finish_master(combined: CombineResult, plan: MasterPlan, inputs: Sequence[F
         keyword = f" {recipe.weights_keyword}" if recipe.weights == "keyword" else ""
         add_history(header, f"weighted by {recipe.weights}{keyword} (mean-one weights; median ignores them)")
     add_history(header, "inputs: " + ", ".join(step.frame.name for step in plan.inputs))
+    _add_quality(header, combined, plan, inputs, options)
     return master
+
+
+def _add_quality(header, combined: CombineResult, plan: MasterPlan, inputs: Sequence[Frame],
+                 options: CombineOptions) -> None:
+    """QA… keywords and HISTORY (see :mod:`qa`) from the master and the input rows kept while combining
+    (``combined.qa``); a figure that cannot be had is left out, never stopping the run."""
+    sample = combined.qa if isinstance(combined.qa, qa.InputSample) else None
+    names = [step.source or step.frame.name for step in plan.inputs]
+    try:
+        report = qa.measure(plan.kind.value, plan.name, combined.data, inputs[0].header, sample, names,
+                            options, exptime=plan.exptime, bias_subtracted=plan.bias_subtracted)
+    except (ValueError, ArithmeticError, IndexError, MemoryError) as exc:
+        add_history(header, f"QA not measured: {exc}")
+        return
+    report.write_header(header)
+
+
+def quality_values(masters: Sequence[Frame]) -> dict[str, dict]:
+    """recipe.json's QA values of written masters, read back from their headers (so a cluster's run
+    records exactly what the local engine records)."""
+    return {frame.name: qa.from_header(frame.header, frame.name).to_dict() for frame in masters}
 
 
 def describe_combine(options: CombineOptions) -> str:

@@ -6,6 +6,7 @@ import datetime
 import re
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -103,16 +104,17 @@ def temperature_band(celsius: float | None) -> float | None:
 class CameraKey(NamedTuple):
     """What a frame and its masters should share. Size and binning must agree; temperature band and
     night are preferred to agree (a bias or flat of another temperature or night will do, with a note;
-    a dark must have the temperature band)."""
+    a dark must have the temperature band). Sensor settings (gain, offset, readout mode) must agree."""
 
     shape: tuple[int, int]
     binning: tuple[int, int]
     temperature: float | None   # band, °C
     night: str | None           # the evening's date, YYYY-MM-DD
+    settings: tuple = ()        # Settings(gain, offset, readout) as read from the header
 
     @property
     def hardware(self) -> tuple:
-        return self.shape, self.binning
+        return self.shape, self.binning, tuple(self.settings)
 
 
 def night_of(frame: Frame) -> str | None:
@@ -129,7 +131,8 @@ def night_of(frame: Frame) -> str | None:
 
 
 def camera_key(frame: Frame) -> CameraKey:
-    return CameraKey(frame.shape, frame.binning, temperature_band(frame.temperature), night_of(frame))
+    return CameraKey(frame.shape, frame.binning, temperature_band(frame.temperature), night_of(frame),
+                     sensor_settings(frame.header))
 
 
 def dark_key(frame: Frame) -> tuple:
@@ -156,7 +159,8 @@ def describe_camera_key(key: CameraKey) -> str:
         text += f", {key.temperature:g} °C"
     if key.night is not None:
         text += f", night of {key.night}"
-    return text
+    settings = Settings(*key.settings).describe() if key.settings else ""
+    return text + (f", {settings}" if settings else "")
 
 
 def _distance(candidate: CameraKey, wanted: CameraKey) -> tuple:
@@ -230,9 +234,21 @@ def _temp(band: float | None) -> str:
 _CALIBRATION_MARKERS = ("SUBBIAS", "SUBDARK", "FLATCOR", "CALSTAT", "BIASCORR", "DARKCORR", "FLATCORR")
 
 
+_STEP_NOT_DONE = ("PERFORM", "OMIT", "SKIPPED", "SKIP", "F", "FALSE", "NO", "N", "")
+
+
+def _step_still_to_do(value) -> bool:
+    """Whether a calibration-switch keyword's value says the step was not done (HST's PERFORM/OMIT)."""
+    if isinstance(value, bool):
+        return not value
+    return str(value).strip().upper() in _STEP_NOT_DONE
+
+
 def calibration_markers(header: fits.Header) -> list[str]:
-    """Keywords or HISTORY lines saying the frame was already (partly) calibrated."""
-    found = [key for key in _CALIBRATION_MARKERS if key in header]
+    """Keywords or HISTORY lines saying the frame was already (partly) calibrated. HST's BIASCORR,
+    DARKCORR, FLATCORR… hold a to-do list (PERFORM, OMIT) in raw files and COMPLETE after the pipeline:
+    only COMPLETE (or a value that is not one of those words) marks a step done."""
+    found = [key for key in _CALIBRATION_MARKERS if key in header and not _step_still_to_do(header[key])]
     history = " ".join(str(h) for h in header.get("HISTORY", [])).lower()
     if "auto dark subtraction" in history or "auto-dark subtraction" in history:
         found.append("camera auto-dark subtraction")
@@ -283,3 +299,183 @@ def group_label(frame: Frame, kind: FrameKind | None = None) -> tuple[str, str]:
     else:
         sub = f"{frame.shape[1]}x{frame.shape[0]}"
     return top, sub
+
+
+# --- sensor settings and matching masters with reasons ---------------------------------------------
+#: Header keywords (first found wins) of the sensor settings that must agree between a frame and its
+#: masters: a CMOS camera's gain setting, offset (black level) and readout mode.
+GAIN_KEYS = ("GAIN", "CAMGAIN", "CCD-GAIN", "ISOSPEED")
+OFFSET_KEYS = ("OFFSET", "CAMOFFS", "BLKLEVEL", "BLACKLVL")
+READOUT_KEYS = ("READOUTM", "READMODE", "READOUT", "RDMODE")
+#: Keywords holding the conversion factor in e⁻/ADU (SBIG and MaxIm write EGAIN, CCDSoft also E-GAIN).
+ELECTRONS_PER_ADU_KEYS = ("EGAIN", "E-GAIN")
+
+
+def _setting(header: fits.Header, keys: tuple[str, ...]) -> str | None:
+    """A sensor setting as text (numbers as %g so 100 and 100.0 agree); None when absent or blank."""
+    for key in keys:
+        if key in header:
+            value = header[key]
+            number = _float_or_none(value) if not isinstance(value, str) else None
+            text = f"{number:g}" if number is not None else str(value).strip()
+            if text:
+                return text
+    return None
+
+
+class Settings(NamedTuple):
+    """Sensor settings that must be the same for a frame and its masters (None: not in the header)."""
+
+    gain: str | None = None
+    offset: str | None = None
+    readout: str | None = None
+
+    def describe(self) -> str:
+        parts = [f"{name} {value}" for name, value in zip(("gain", "offset", "readout"), self, strict=True)
+                 if value is not None]
+        return ", ".join(parts)
+
+
+def sensor_settings(header: fits.Header) -> Settings:
+    """GAIN (or a synonym), OFFSET (or a synonym) and READOUTM (or a synonym) as read from a header."""
+    return Settings(_setting(header, GAIN_KEYS), _setting(header, OFFSET_KEYS),
+                    _setting(header, READOUT_KEYS))
+
+
+def electrons_per_adu(header: fits.Header) -> float | None:
+    """The conversion factor in e⁻/ADU: EGAIN (or E-GAIN), else GAIN when no EGAIN is given; None when
+    neither is a positive number."""
+    for key in (*ELECTRONS_PER_ADU_KEYS, "GAIN"):
+        value = _float_or_none(header.get(key))
+        if value is not None and value > 0:
+            return value
+    return None
+
+
+def instrument_of(header: fits.Header) -> str | None:
+    """INSTRUME stripped; None when absent or blank."""
+    text = str(header.get("INSTRUME", "")).strip()
+    return text or None
+
+
+class Facts(NamedTuple):
+    """What matching needs to know of a frame or a master (tonight's or the library's)."""
+
+    kind: str                          # bias, dark, flat or light
+    instrument: str | None
+    shape: tuple[int, int]
+    binning: tuple[int, int]
+    settings: Settings
+    temperature: float | None          # °C, set-point if known else measured
+    exptime: float | None
+    filter: str | None
+    night: str | None                  # YYYY-MM-DD
+    bias_subtracted: bool = True       # a dark that had its bias removed
+    ncombine: int = 1
+
+
+def frame_facts(frame: Frame) -> Facts:
+    """The facts of a frame (a light, a flat needing a dark, or a raw calibration frame)."""
+    kind = frame.kind.value.replace("master ", "")
+    return Facts(kind, instrument_of(frame.header), frame.shape, frame.binning,
+                 sensor_settings(frame.header), frame.temperature, frame.exptime, frame.filter,
+                 night_of(frame))
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """How close a master must be to a frame: temperatures in °C, age in days."""
+
+    temperature: float = 1.0           # exact within this
+    temperature_nearby: float = 3.0    # a dark further than this is refused
+    age_days: float = 1.0              # a master taken further from the frame is 'nearby' (another night)
+    scale_dark: bool = True
+
+
+EXACT, NEARBY, REFUSED = "exact", "nearby", "refused"
+_VERDICT_ORDER = {EXACT: 0, NEARBY: 1, REFUSED: 2}
+
+
+def _days_between(master_night: str | None, frame_night: str | None) -> int | None:
+    if master_night is None or frame_night is None:
+        return None
+    try:
+        return (datetime.date.fromisoformat(frame_night[:10])
+                - datetime.date.fromisoformat(master_night[:10])).days
+    except ValueError:
+        return None
+
+
+def _age_text(days: int | None, night: str | None) -> str:
+    if days is None:
+        return "date unknown"
+    if days == 0:
+        return f"{night}, same night"
+    word = "day" if abs(days) == 1 else "days"
+    return f"{night}, {days} {word} old" if days > 0 else f"{night}, {-days} {word} newer"
+
+
+def celsius(value: float | None) -> str:
+    """'−10.0 °C' (a true minus sign), or 'unknown °C'."""
+    return "unknown °C" if value is None else f"{value:.1f} °C".replace("-", "−")
+
+
+def refusal(master: Facts, frame: Facts, tolerances: Tolerances) -> str | None:
+    """Why a master can never serve a frame (another camera, size, binning, gain, offset, readout mode,
+    filter, or a dark too far in temperature or exposure); None when it can."""
+    if master.instrument and frame.instrument and master.instrument != frame.instrument:
+        return f"another camera ({master.instrument} vs {frame.instrument})"
+    if master.shape != frame.shape:
+        return f"size {master.shape[1]}x{master.shape[0]} vs {frame.shape[1]}x{frame.shape[0]}"
+    if master.binning != frame.binning:
+        return f"binning {master.binning[0]}x{master.binning[1]} vs {frame.binning[0]}x{frame.binning[1]}"
+    for name, ours, theirs in zip(("gain", "offset", "readout mode"), master.settings, frame.settings,
+                                  strict=True):
+        if ours != theirs:
+            return f"{name} {ours if ours is not None else 'not stated'} vs " \
+                   f"{theirs if theirs is not None else 'not stated'}"
+    if master.kind == "flat" and master.filter != frame.filter:
+        return f"filter {master.filter or 'none'} vs {frame.filter or 'none'}"
+    if master.kind == "dark":
+        if master.temperature is not None and frame.temperature is not None and \
+                abs(master.temperature - frame.temperature) > tolerances.temperature_nearby:
+            return (f"{celsius(master.temperature)} vs {celsius(frame.temperature)}: more than "
+                    f"±{tolerances.temperature_nearby:g} °C apart")
+        same = exposure_key(master.exptime) == exposure_key(frame.exptime)
+        if not same and (not tolerances.scale_dark or not master.exptime or frame.exptime is None):
+            return f"exposure {_seconds_text(master.exptime)} vs {_seconds_text(frame.exptime)}, cannot scale"
+        if not same and not master.bias_subtracted:
+            return "still holds the bias and has another exposure"
+    return None
+
+
+def _seconds_text(seconds: float | None) -> str:
+    return "unknown" if seconds is None else f"{seconds:g} s"
+
+
+def judge(master: Facts, frame: Facts, tolerances: Tolerances) -> tuple[str, str]:
+    """(verdict, reason): exact, nearby or refused, and the facts that decided it, e.g.
+    '2018-10-18, 5 days newer, −10.0 °C vs −9.8 °C: nearby'."""
+    refused = refusal(master, frame, tolerances)
+    days = _days_between(master.night, frame.night)
+    parts = [_age_text(days, master.night)]
+    if master.kind in ("dark", "bias") or master.temperature is not None:
+        parts.append(f"{celsius(master.temperature)} vs {celsius(frame.temperature)}")
+    if refused is not None:
+        return REFUSED, f"{refused}: refused"
+    nearby = days is None or abs(days) > tolerances.age_days
+    if master.temperature is None or frame.temperature is None or \
+            abs(master.temperature - frame.temperature) > tolerances.temperature:
+        nearby = True
+    if master.kind == "dark" and exposure_key(master.exptime) != exposure_key(frame.exptime):
+        parts.append(f"scaled ×{(frame.exptime or 0) / master.exptime:.4g}")  # type: ignore[operator]
+        nearby = True
+    if master.ncombine == 1:
+        parts.append("1 frame")
+    verdict = NEARBY if nearby else EXACT
+    return verdict, ", ".join(parts) + f": {verdict}"
+
+
+def verdict_rank(verdict: str) -> int:
+    """0 exact, 1 nearby, 2 refused (for sorting)."""
+    return _VERDICT_ORDER[verdict]

@@ -57,6 +57,7 @@ def make_record(plan: Plan, recipe: Recipe, outputs: Sequence[dict], digests: Se
         "inputs": inputs,
         "quarantined": [{"file": str(p.path), "reason": p.reason} for p in quarantined],
         "plan": plan.to_dict(),
+        "library_masters": [_library_record(m.library) for m in plan.library_masters],
         "values": values,
         "outputs": list(outputs),
         "masters": [o["file"].split("/", 1)[-1] for o in outputs if o["kind"] == "master"],
@@ -128,6 +129,30 @@ def changed_inputs(inputs: Sequence[tuple[Path, int | None, str]]) -> list[str]:
         if actual != digest:
             lines.append(f"{path}: sha256 {actual[:12]}… differs from the recipe's {digest[:12]}…")
     return lines
+
+
+def _library_record(entry) -> dict:
+    """A library master as recipe.json names it: its index entry (file, sha256, origin, when added)."""
+    return entry.to_dict()
+
+
+def recorded_library_masters(record: dict) -> list:
+    """The library masters (:class:`masterlib.LibraryMaster`) a reduction record used; RecordError when
+    the list is damaged."""
+    from .masterlib import LibraryMaster
+
+    entries = record.get("library_masters") or []
+    try:
+        return [LibraryMaster.from_dict(entry) for entry in entries]
+    except (TypeError, ValueError, AttributeError):
+        raise RecordError("the recipe's list of library masters is damaged") from None
+
+
+def changed_library_masters(entries: Sequence) -> list[str]:
+    """One line per library master that is missing or whose sha256 differs from the record."""
+    from .masterlib import entry_problem
+
+    return [f"library master {line}" for entry in entries if (line := entry_problem(entry)) is not None]
 
 
 def compare_outputs(recorded: Sequence[dict], produced: Sequence[dict]) -> list[str]:

@@ -71,6 +71,7 @@ class Option:
     choices: tuple[tuple[str, str], ...] = ()
     flag: str = ""
     metavar: str = ""
+    text_values: bool = False  # a dict whose items are free text (at most MAX_NAME_LENGTH characters)
 
     @property
     def cli_flag(self) -> str:
@@ -104,6 +105,8 @@ class Option:
         if self.kind == "keyword":
             return "a FITS keyword (up to 8 letters, digits, - or _) or nothing"
         items = "one of " + ", ".join(self.values) if self.choices else f"a whole number {span}"
+        if self.text_values:
+            items = f"text of 1 to {MAX_NAME_LENGTH} characters"
         return f"file name: {items}"
 
     def default_text(self) -> str:
@@ -161,7 +164,12 @@ class Option:
                 raise ValueError(f"{self.name}: file name {shown(key)} is not a name of 1 to "
                                  f"{MAX_NAME_LENGTH} characters")
             where = f"{self.name}[{shown(key)}]"
-            if self.choices:
+            if self.text_values:
+                if not isinstance(item, str) or not 0 < len(item) <= MAX_NAME_LENGTH:
+                    raise ValueError(f"{where} = {shown(item)}: text of 1 to {MAX_NAME_LENGTH} characters "
+                                     "is needed")
+                checked[key] = item
+            elif self.choices:
                 if not isinstance(item, str) or item not in self.values:
                     raise ValueError(f"{where} = {shown(item)}: one of {', '.join(self.values)} is needed")
                 checked[key] = item
@@ -180,7 +188,7 @@ class Option:
             if not sep or not key:
                 raise ValueError(f"{self.name}: {shown(text)} is not NAME=VALUE")
             parsed: Any = item
-            if not self.choices:
+            if not self.choices and not self.text_values:
                 parsed = int(item) if _INT_TEXT.fullmatch(item) else item
             return key, self.check({key: parsed})[key]
         if self.kind == "bool":
@@ -212,6 +220,7 @@ def _choices(*pairs: str) -> tuple[tuple[str, str], ...]:
 
 _COMBINE, _FLATS, _OVERSCAN, _MASKS, _MEMORY = ("Combining masters", "Darks and flats", "Overscan and trim",
                                                 "Masks and cosmic rays", "Memory")
+_MATCHING = "Matching masters"
 _SIGMA = dict(unit="σ", minimum=0.1, maximum=100.0, decimals=2, metavar="S")
 _CLIP = dict(minimum=-1e9, maximum=1e9, decimals=3, metavar="X|none")
 
@@ -298,9 +307,25 @@ OPTIONS: tuple[Option, ...] = (
     Option("hdu_overrides", "dict", {}, "HDU overrides",
            "The image HDU to use, by file name (repeat the flag for more files).", minimum=0, maximum=9999,
            flag="--hdu-override", metavar="NAME=N"),
+    Option("match_temperature", "float", 1.0, "Same temperature within",
+           "A master within this of the frame's temperature (set-point, else measured) is an exact match.",
+           _MATCHING, unit="°C", minimum=0.0, maximum=50.0, decimals=1, metavar="C"),
+    Option("nearby_temperature", "float", 3.0, "Dark temperature limit",
+           "A dark further than this from the frame's temperature is refused (a bias or flat is then only "
+           "'nearby').", _MATCHING, unit="°C", minimum=0.0, maximum=50.0, decimals=1, metavar="C"),
+    Option("match_age_days", "float", 1.0, "Same night within",
+           "A master taken further than this from the frame is 'nearby' (another night), not exact.",
+           _MATCHING, unit="days", minimum=0.0, maximum=100000.0, decimals=1, metavar="DAYS"),
+    Option("prefer_library", "bool", False, "Prefer library masters",
+           "Use a matching master of the library even when tonight's frames can make one (else tonight's "
+           "frames win).", _MATCHING),
+    Option("master_overrides", "dict", {}, "Master overrides",
+           "The master the user chose for a frame and kind, as NAME:KIND=MASTER (MASTER: a master's file "
+           "name, library:SHA256, or none).", flag="--master-override", metavar="NAME:KIND=MASTER",
+           text_values=True),
 )
 OPTION = {option.name: option for option in OPTIONS}
-DOCK_GROUPS = (_COMBINE, _FLATS, _OVERSCAN, _MASKS, _MEMORY)  # the dock's (and --help's) order
+DOCK_GROUPS = (_COMBINE, _FLATS, _OVERSCAN, _MASKS, _MEMORY, _MATCHING)  # the dock's (and --help's) order
 
 
 @evented
@@ -341,6 +366,11 @@ class Recipe:
     cosmic_rays: str = "off"
     kind_overrides: dict[str, str] = field(default_factory=dict)  # file name -> kind the user chose
     hdu_overrides: dict[str, int] = field(default_factory=dict)   # file name -> image HDU the user chose
+    match_temperature: float = 1.0
+    nearby_temperature: float = 3.0
+    match_age_days: float = 1.0
+    prefer_library: bool = False
+    master_overrides: dict[str, str] = field(default_factory=dict)  # "NAME:KIND" -> master the user chose
 
     def __post_init__(self) -> None:
         for option in OPTIONS:
@@ -360,6 +390,17 @@ class Recipe:
                              "frame's weight")
         if self.clip_min is not None and self.clip_max is not None and self.clip_min >= self.clip_max:
             raise ValueError(f"clip_min = {self.clip_min:g} must be below clip_max = {self.clip_max:g}")
+
+    def tolerances(self):
+        """The matching tolerances (:class:`library.Tolerances`) of this recipe."""
+        from .library import Tolerances
+
+        return Tolerances(self.match_temperature, max(self.nearby_temperature, self.match_temperature),
+                          self.match_age_days, self.scale_dark)
+
+    def master_override(self, frame_name: str, kind: str) -> str | None:
+        """The master the user chose for a frame and kind ('bias', 'dark', 'flat'), or None."""
+        return self.master_overrides.get(f"{frame_name}:{kind}")
 
     def kind_of(self, frame: Frame) -> FrameKind:
         """The frame's kind, as the user re-classified it or as read from its header."""
@@ -382,6 +423,13 @@ class Recipe:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def __getstate__(self) -> dict:
+        """The options only: a recipe pickled for a cluster's workers leaves its listeners behind."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
 
     @classmethod
     def from_dict(cls, data: dict) -> Recipe:

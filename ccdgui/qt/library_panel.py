@@ -1,4 +1,5 @@
-"""The frame library: every frame of the session in a tree, grouped by type, then exposure / filter."""
+"""The frame library: every frame of the session in a tree, grouped by type, then exposure / filter,
+temperature and binning (what decides which masters match), with those values as columns too."""
 
 from __future__ import annotations
 
@@ -10,7 +11,43 @@ from ..model import display, fitsio, library
 from ..model.frame import Frame, FrameKind
 from ..resources_path import resource_path
 
-COLUMNS = ("name", "type", "exposure", "filter", "size", "median", "status")
+COLUMNS = ("name", "type", "exposure", "filter", "temp", "binning", "gain", "offset", "size", "median",
+           "status")
+HEADERS = {"temp": "Temp", "binning": "Bin"}
+NAME_WIDTH = 230  # the name column's widest start (drag to widen; the full path is in its tooltip)
+
+
+def column(name: str) -> int:
+    """The index of a library column by name."""
+    return COLUMNS.index(name)
+
+
+def temperature_text(frame: Frame) -> str:
+    value = frame.temperature
+    return "" if value is None else f"{value:.0f} °C".replace("-", "−")
+
+
+def binning_text(frame: Frame) -> str:
+    bx, by = frame.binning
+    return f"{bx}×{by}"
+
+
+def header_number(frame: Frame, *keys: str) -> str:
+    """The first of ``keys`` in the header as short text ('' when none)."""
+    for key in keys:
+        value = frame.header.get(key)
+        if value is not None and str(value).strip():
+            return f"{value:g}" if isinstance(value, float) else str(value).strip()
+    return ""
+
+
+def subgroup_label(frame: Frame, kind: FrameKind) -> tuple[str, str]:
+    """The model's (type group, subgroup) with the temperature and binning added to the subgroup, so
+    darks at −5 °C and −10 °C (or binned 1×1 and 2×2) are listed apart."""
+    top, sub = library.group_label(frame, kind)
+    extra = [x for x in (temperature_text(frame),
+                         binning_text(frame) if frame.binning != (1, 1) else "") if x]
+    return top, ", ".join([sub, *extra])
 _ICON_OF_GROUP = {"Light": "light", "Flat": "flat", "Dark": "dark", "Bias": "bias", "Unknown": "unknown",
                   "Masters": "master", "Calibrated": "calibrated", "Quarantined": "quarantine"}
 REASSIGNABLE = (FrameKind.BIAS, FrameKind.DARK, FrameKind.FLAT, FrameKind.LIGHT, FrameKind.UNKNOWN)
@@ -32,11 +69,14 @@ class LibraryPanel(QTreeWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.setColumnCount(len(COLUMNS))
-        self.setHeaderLabels([c.capitalize() for c in COLUMNS])
+        self.setHeaderLabels([HEADERS.get(c, c.capitalize()) for c in COLUMNS])
+        self.headerItem().setToolTip(column("temp"), "Sensor temperature (SET-TEMP, else CCD-TEMP)")
+        self.headerItem().setToolTip(column("binning"), "XBINNING × YBINNING")
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setUniformRowHeights(True)
         self.setAlternatingRowColors(True)
         self.header().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)  # long names: capped
         self.header().setStretchLastSection(True)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._context_menu)
@@ -50,8 +90,11 @@ class LibraryPanel(QTreeWidget):
         self._medians.update(medians)
 
     def show_session(self, raw: list[Frame], kinds: dict[int, FrameKind], masters: list[Frame],
-                     calibrated: list[Frame], quarantined: list, statuses: dict[int, str]) -> None:
-        """Rebuild the tree. ``kinds`` maps id(frame) to its effective kind; ``statuses`` id → text."""
+                     calibrated: list[Frame], quarantined: list, statuses: dict[int, str],
+                     details: dict[int, str] | None = None) -> None:
+        """Rebuild the tree. ``kinds`` maps id(frame) to its effective kind; ``statuses`` id → text;
+        ``details`` id → the tooltip saying which masters a frame gets and why."""
+        details = details or {}
         selected = self.current_frame()
         expanded = {self.topLevelItem(i).text(0) for i in range(self.topLevelItemCount())
                     if self.topLevelItem(i).isExpanded()} or {"Light", "Calibrated", "Masters"}
@@ -61,7 +104,7 @@ class LibraryPanel(QTreeWidget):
         groups: dict[str, dict[str, list[tuple[Frame, FrameKind]]]] = {}
         for frame in [*raw, *masters, *calibrated]:
             kind = kinds.get(id(frame), frame.kind)
-            top, sub = library.group_label(frame, kind)
+            top, sub = subgroup_label(frame, kind)
             groups.setdefault(top, {}).setdefault(sub, []).append((frame, kind))
         for top in library.GROUP_ORDER:
             if top not in groups:
@@ -73,22 +116,31 @@ class LibraryPanel(QTreeWidget):
             for sub, members in groups[top].items():
                 sub_item = QTreeWidgetItem(top_item, [f"{sub} ({len(members)})"])
                 for frame, kind in members:
-                    self._add_frame(sub_item, frame, kind, statuses.get(id(frame), ""))
+                    self._add_frame(sub_item, frame, kind, statuses.get(id(frame), ""),
+                                    details.get(id(frame), ""))
                 sub_item.setExpanded(True)
             top_item.setExpanded(top in {t.split(" (")[0] for t in expanded})
         if quarantined:
             top_item = QTreeWidgetItem(self, [f"Quarantined ({len(quarantined)})"])
             top_item.setIcon(0, icon("quarantine"))
             for problem in quarantined:
-                columns = [problem.path.name, "unusable", "", "", "", "", problem.reason]
+                columns = [""] * len(COLUMNS)
+                columns[0], columns[1] = problem.path.name, "unusable"
+                columns[column("status")] = problem.reason
                 item = QTreeWidgetItem(top_item, columns)
-                item.setToolTip(6, f"{problem.path}\n{problem.reason}")
+                item.setToolTip(column("status"), f"{problem.path}\n{problem.reason}")
+                item.setToolTip(0, f"{problem.path}\n{problem.reason}")
             top_item.setExpanded(True)
+        frames = [*raw, *masters, *calibrated]
+        for name, keys in (("gain", ("GAIN", "EGAIN")), ("offset", ("OFFSET",))):
+            self.setColumnHidden(column(name), not any(header_number(f, *keys) for f in frames))
+        self.setColumnWidth(0, min(max(self.sizeHintForColumn(0), 120), NAME_WIDTH))
         if selected is not None:
             self.select_frame(selected)  # signals still blocked: the selection did not change
         self.blockSignals(False)
 
-    def _add_frame(self, parent: QTreeWidgetItem, frame: Frame, kind: FrameKind, status: str) -> None:
+    def _add_frame(self, parent: QTreeWidgetItem, frame: Frame, kind: FrameKind, status: str,
+                   detail: str = "") -> None:
         key = id(frame)
         if key not in self._medians:
             self._medians[key] = display.quick_median(frame.data)
@@ -97,12 +149,16 @@ class LibraryPanel(QTreeWidget):
         if kind is not frame.kind and frame.kind not in (FrameKind.CALIBRATED,):
             notes.insert(0, f"type set to {kind.value} by you (header: {frame.kind.value})")
         text = "; ".join(x for x in (status, *notes) if x)
-        item = QTreeWidgetItem(parent, [frame.name, kind.value + ("?" if frame.guessed else ""), exposure,
-                                        frame.filter or "", f"{frame.shape[1]}×{frame.shape[0]}",
-                                        f"{self._medians[key]:.1f}", text])
+        values = {"name": frame.name, "type": kind.value + ("?" if frame.guessed else ""),
+                  "exposure": exposure, "filter": frame.filter or "", "temp": temperature_text(frame),
+                  "binning": binning_text(frame), "gain": header_number(frame, "GAIN", "EGAIN"),
+                  "offset": header_number(frame, "OFFSET"), "size": f"{frame.shape[1]}×{frame.shape[0]}",
+                  "median": f"{self._medians[key]:.1f}", "status": text}
+        item = QTreeWidgetItem(parent, [values[c] for c in COLUMNS])
         item.setData(0, Qt.ItemDataRole.UserRole, key)
-        item.setToolTip(0, str(frame.path) if frame.path else frame.name)
-        item.setToolTip(6, "\n".join(x for x in (status, *notes) if x) or "ok")
+        where = str(frame.path) if frame.path else frame.name
+        item.setToolTip(0, f"{where}\n{detail}" if detail else where)
+        item.setToolTip(column("status"), "\n".join(x for x in (detail or status, *notes) if x) or "ok")
         if frame.guessed:
             item.setToolTip(1, "type guessed from the file name or exposure; right-click to change it")
         self._frames[key] = frame

@@ -1,5 +1,7 @@
-"""The main window: library panel, parameter dock, raw and calibrated views with linked pan/zoom, a
-histogram of both, and the jobs (simulate, open, calibrate) that run off the GUI thread."""
+"""The main window: library panel, notes, parameter dock (tabs by task), raw and calibrated views with
+linked pan/zoom in a layout of one's choice, a panner, a histogram of both, and the jobs (simulate, open,
+calibrate) that run off the GUI thread. Geometry, dock layout, display settings and the recipe are
+remembered (QSettings) and restored onto a screen that exists."""
 
 from __future__ import annotations
 
@@ -10,12 +12,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from PyQt6.QtCore import QSettings, Qt, QTimer
-from PyQt6.QtGui import QAction, QKeySequence
+from PyQt6.QtCore import QRect, QSettings, Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QAction, QActionGroup, QGuiApplication, QKeySequence
 from PyQt6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDockWidget,
+    QDoubleSpinBox,
     QFileDialog,
     QLabel,
     QMainWindow,
@@ -32,6 +35,7 @@ from ..model.display import DisplayState
 from ..model.estimate import estimate_run
 from ..model.frame import Frame, FrameKind
 from ..model.intake import intake
+from ..model.place import HERE, describe_place, parse_place, why_not_on_cluster
 from ..model.plan import Plan, make_plan
 from ..model.progress import Progress
 from ..model.recipe import Recipe
@@ -40,10 +44,49 @@ from . import bindings
 from .histogram_view import HistogramView
 from .image_view import ImageView, lookup_table
 from .library_panel import LibraryPanel
+from .notes_panel import NotesPanel, collect_notes
+from .panner import Panner
 from .param_dock import ParamDock
+from .run_place import SETTINGS_KEY, RunPlaceDialog, place_text
 from .workers import JobRunner
 
 MAX_RECENT = 8
+#: View layouts: the left (raw) and right (calibrated) views side by side, one above the other, whichever
+#: of the two shows the frame larger (automatic), or one large view (the right one hidden; B blinks).
+LAYOUTS = {"auto": "Automatic", "side": "Side by side", "stacked": "Stacked", "single": "One large view"}
+#: First start: this share of the screen's available area, no larger than DEFAULT_SIZE.
+FIRST_SHARE = 0.9
+DEFAULT_SIZE = (1600, 1000)
+DISPLAY_SETTINGS = ("interval", "percentile_low", "percentile_high", "stretch", "colour_map", "link_levels",
+                    "debayer")
+
+
+def first_geometry(available: QRect) -> QRect:
+    """Where the window opens the first time: a share of the screen's available area (never more than
+    DEFAULT_SIZE), centred in it."""
+    width = min(DEFAULT_SIZE[0], int(available.width() * FIRST_SHARE))
+    height = min(DEFAULT_SIZE[1], int(available.height() * FIRST_SHARE))
+    return QRect(available.x() + (available.width() - width) // 2,
+                 available.y() + (available.height() - height) // 2, width, height)
+
+
+def frame_label(frame: Frame, kind: FrameKind | None = None) -> str:
+    """What a view shows, for the readout and histogram: 'raw light', 'calibrated', 'master flat'…"""
+    kind = kind or frame.kind
+    if kind is FrameKind.CALIBRATED or kind.value.startswith("master"):
+        return kind.value
+    return f"raw {kind.value}"
+
+
+def frame_unit(frame: Frame | None) -> str:
+    """The unit of a frame's values: 'relative' for a normalised master flat, else the header's BUNIT or
+    ADU."""
+    if frame is None:
+        return "ADU"
+    if frame.kind is FrameKind.MASTER_FLAT and abs(display.quick_median(frame.data)) < 10:
+        return "relative"
+    unit = str(frame.header.get("BUNIT", "")).strip()
+    return "ADU" if not unit or unit.lower() == "adu" else unit
 CLOSE_WAIT_MS = 700  # the longest a closing window waits for its cancelled job's worker to stop
 
 
@@ -66,9 +109,22 @@ def load_job(paths: list[Path]):
     return work
 
 
-def calibrate_job(plan: Plan, recipe: Recipe, outdir: Path, quarantined: list):
+def calibrate_job(plan: Plan, recipe: Recipe, outdir: Path, quarantined: list, place: str = HERE):
+    """Execute the plan here, or on the Dask cluster at ``place`` (connected in the worker thread and
+    closed after the run, whatever its end)."""
     def work(token):
-        return (yield from execute.execute(plan, recipe, outdir, token, quarantined=quarantined))
+        if place == HERE:
+            return (yield from execute.execute(plan, recipe, outdir, token, quarantined=quarantined))
+        from ..model.cluster import ClusterEngine
+
+        yield Progress(0.0, f"Connecting to {describe_place(place)}…")
+        engine = ClusterEngine(place)
+        try:
+            token.check()
+            return (yield from execute.execute(plan, recipe, outdir, token, quarantined=quarantined,
+                                               engine=engine))
+        finally:
+            engine.close()
     return work
 
 
@@ -76,6 +132,14 @@ def save_job(run_folder: Path, folder: Path, overwrite: bool):
     def work(token):
         return (yield from provenance.copy_results(run_folder, folder, overwrite, token))
     return work
+
+
+def where_ran(result) -> str:
+    """' on the Dask cluster at …' when the result's record says it ran on a cluster, else ''."""
+    cluster = (result.record or {}).get("cluster") if isinstance(result.record, dict) else None
+    if not cluster:
+        return ""
+    return f" on {describe_place(cluster.get('requested', ''))} ({cluster.get('workers', '?')} workers)"
 
 
 SESSION_PREFIX = "ccdgui-session-"
@@ -92,14 +156,20 @@ def remove_abandoned_sessions() -> None:
 
 
 class MainWindow(QMainWindow):
+    """Emits ``pixel_clicked(x, y, frame)`` (0-based frame pixel) on a left click on either view."""
+
+    pixel_clicked = pyqtSignal(int, int, object)
+
     def __init__(self, sim: SimParams | None = None, recipe: Recipe | None = None,
                  display_state: DisplayState | None = None, settings: QSettings | None = None) -> None:
         super().__init__()
         self.setWindowTitle("ccdgui")
         self.sim = sim or SimParams()
         self.recipe = recipe or Recipe()
-        self.display = display_state or DisplayState()
         self.settings = settings or QSettings("ccdgui", "ccdgui")
+        self.display = display_state or self._stored_display()
+        if recipe is None:
+            self.recipe = self._stored_recipe()
         self.raw: list[Frame] = []
         self.quarantined: list = []
         self.masters: list[Frame] = []
@@ -117,34 +187,61 @@ class MainWindow(QMainWindow):
         self._job_kind = ""
         self._cancelled_text = ""
         self._limits_cache: dict[tuple, tuple[float, float]] = {}
+        self.place = self._stored_place()   # where Calibrate runs: "" here, local:N or a scheduler
 
+        self.simulated = False              # the session is a simulated night
+        #: Extra readout text: each is called with (frame, x, y) for the frame under the cursor and
+        #: returns a short text (or None); e.g. RA/Dec from the WCS. See add_readout_provider.
+        self.readout_providers: list = []
         self.raw_view = ImageView("Raw")
         self.calibrated_view = ImageView("Calibrated")
         self.calibrated_view.plot.setXLink(self.raw_view.plot)
         self.calibrated_view.plot.setYLink(self.raw_view.plot)
         self.histogram = HistogramView()
-        views = QSplitter(Qt.Orientation.Horizontal)
-        views.addWidget(self.raw_view)
-        views.addWidget(self.calibrated_view)
+        self.panner = Panner()
+        self.panner.follow(self.raw_view)
+        self.views = QSplitter(Qt.Orientation.Horizontal)
+        self.views.setChildrenCollapsible(False)
+        self.views.addWidget(self.raw_view)
+        self.views.addWidget(self.calibrated_view)
+        bottom = QSplitter(Qt.Orientation.Horizontal)
+        bottom.addWidget(self.histogram)
+        bottom.addWidget(self.panner)
+        bottom.setStretchFactor(0, 5)
+        bottom.setStretchFactor(1, 1)
+        self.panner.setMaximumWidth(220)
         central = QSplitter(Qt.Orientation.Vertical)
-        central.addWidget(views)
-        central.addWidget(self.histogram)
+        central.addWidget(self.views)
+        central.addWidget(bottom)
         central.setStretchFactor(0, 4)
         central.setStretchFactor(1, 1)
+        central.setChildrenCollapsible(False)
+        self.histogram.setMinimumHeight(110)
         self.setCentralWidget(central)
+        self.layout_name = "auto"
 
         self.library = LibraryPanel()
         self.params = ParamDock(self.sim, self.recipe)
+        self.notes = NotesPanel()
         area = Qt.DockWidgetArea
         self.library_dock = self._dock("Frame library", "library", self.library, area.LeftDockWidgetArea)
+        self.notes_dock = self._dock("Notes", "notes", self.notes, area.LeftDockWidgetArea)
         self.params_dock = self._dock("Parameters", "parameters", self.params, area.RightDockWidgetArea)
-        self.resizeDocks([self.library_dock, self.params_dock], [460, 330], Qt.Orientation.Horizontal)
+        self.tabifyDockWidget(self.library_dock, self.notes_dock)
+        self.library_dock.raise_()
+        self.library.setMinimumWidth(220)
+        self.setAcceptDrops(True)
 
         self.runner = JobRunner(self)
         self._histogram_timer = QTimer(self)
         self._histogram_timer.setSingleShot(True)
         self._histogram_timer.setInterval(0)
         self._histogram_timer.timeout.connect(self._refresh_histogram)
+        self._layout_timer = QTimer(self)  # the automatic layout follows the window's size
+        self._layout_timer.setSingleShot(True)
+        self._layout_timer.setInterval(0)
+        self._layout_timer.timeout.connect(lambda: self.layout_name == "auto"
+                                           and self.set_view_layout("auto"))
         self._build_status_bar()
         self._build_actions()
         self._build_toolbar()
@@ -169,8 +266,18 @@ class MainWindow(QMainWindow):
                                        "it starts (stacks larger than the recipe's memory limit stream "
                                        "from disk)")
         bar.addPermanentWidget(self.estimate_label)
+        self.notes_button = QPushButton("")
+        self.notes_button.setFlat(True)
+        self.notes_button.setToolTip("Show the Notes panel: every plan note and quarantine reason")
+        self.notes_button.setVisible(False)
+        self.notes_button.clicked.connect(self.show_notes)
+        bar.addPermanentWidget(self.notes_button)
+        self.place_label = QLabel(place_text(self.place))
+        self.place_label.setToolTip("Where Calibrate runs (Run ▸ Where to run…)")
+        bar.addPermanentWidget(self.place_label)
         self.pixel_label = QLabel("")
-        self.pixel_label.setMinimumWidth(360)
+        self.pixel_label.setMinimumWidth(240)
+        self.pixel_label.setToolTip("The pixel under the cursor, in each view, labelled by what it shows")
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setMaximumWidth(220)
@@ -211,7 +318,21 @@ class MainWindow(QMainWindow):
                                            QKeySequence("="), QKeySequence(key.ZoomIn)])
         self.zoom_out_action = self._action("Zoom out", lambda: self._zoom(0.8), [QKeySequence("-"),
                                             QKeySequence(key.ZoomOut)])
-        self.fit_action = self._action("Fit", self.raw_view.fit, "F", "Fit the frame in the view")
+        self.fit_action = self._action("Fit", self.fit_views, "F", "Fit the frame in the view")
+        self.one_to_one_action = self._action("Zoom 1:1", self.raw_view.one_to_one, "1",
+                                              "One frame pixel per screen pixel")
+        self.ruler_action = self._action("Coordinate ruler", self.set_ruler, tip="Axes in frame pixels "
+                                         "around the views")
+        self.ruler_action.setCheckable(True)
+        self.guide_action = self._action("User guide", self.show_guide, QKeySequence("F1"),
+                                         "The workflow, the recipe options and the keys (offline)")
+        self.layout_actions = QActionGroup(self)
+        for name, text in LAYOUTS.items():
+            action = self._action(text, lambda _=False, n=name: self.set_view_layout(n),
+                                  tip=f"Views: {text.lower()}")
+            action.setCheckable(True)
+            action.setData(name)
+            self.layout_actions.addAction(action)
         self.next_action = self._action("Next frame", lambda: self.library.step(1),
                                         [QKeySequence("N"), QKeySequence("PgDown")])
         self.previous_action = self._action("Previous frame", lambda: self.library.step(-1),
@@ -219,6 +340,8 @@ class MainWindow(QMainWindow):
         self.blink_action = self._action("Blink raw/calibrated", self.blink, "B",
                                          "Swap the left view between the raw and the calibrated frame")
         self.cancel_action = self._action("Cancel job", self.runner.cancel, "Esc")
+        self.place_action = self._action("Where to run…", self.choose_place, tip=(
+            "Run Calibrate on this computer or on a Dask cluster (a local one or a scheduler's address)"))
         self.about_action = self._action("About ccdgui", self.about)
 
     def _build_toolbar(self) -> None:
@@ -229,15 +352,18 @@ class MainWindow(QMainWindow):
             bar.addAction(action)
         bar.addSeparator()
         self.interval_combo = self._combo(bar, "Interval", display.INTERVALS, "interval",
-                                          "How display levels are chosen: percentile (0.5–99.9 %), "
+                                          "How display levels are chosen: percentiles (set beside), "
                                           "z-scale (IRAF) or the full range")
+        self.percentile_spins = [self._percentile(bar, field, tip) for field, tip in (
+            ("percentile_low", "Lower percentile of the interval (%)"),
+            ("percentile_high", "Upper percentile of the interval (%)"))]
         self.stretch_combo = self._combo(bar, "Stretch", display.STRETCHES, "stretch", "Display stretch")
-        self.cmap_combo = self._combo(bar, "Colours", display.COLOUR_MAPS, "colour_map", "Colour map")
+        self.cmap_combo = self._combo(bar, "Colour map", display.COLOUR_MAPS, "colour_map", "Colour map")
         self.link_check = self._check(bar, "Link levels", "link_levels",
                                       "Both views use the same levels (compare frames on one scale); "
                                       "unlinked, each view has its own and the histogram region drives "
                                       "the calibrated one")
-        self.colour_check = self._check(bar, "Colour", "debayer",
+        self.colour_check = self._check(bar, "Debayer", "debayer",
                                         "Show one-shot-colour frames (BAYERPAT in the header) in colour, "
                                         "one RGB pixel per 2 × 2 Bayer cell; calibration always works on "
                                         "the raw mosaic")
@@ -251,6 +377,29 @@ class MainWindow(QMainWindow):
         bindings.bind_check(self.display, field, check)
         bar.addWidget(check)
         return check
+
+    def _percentile(self, bar, field: str, tip: str) -> QDoubleSpinBox:
+        spin = QDoubleSpinBox()
+        spin.setRange(0.0, 100.0)
+        spin.setDecimals(2)
+        spin.setSingleStep(0.1)
+        spin.setSuffix(" %")
+        spin.setKeyboardTracking(False)
+        spin.setToolTip(tip)
+        bindings.bind_spin(self.display, field, spin)
+        spin.valueChanged.connect(lambda *_: self._check_percentiles(spin, field))
+        bar.addWidget(spin)
+        return spin
+
+    def _check_percentiles(self, spin: QDoubleSpinBox, field: str) -> None:
+        """Keep low below high: an entry that would cross the other end is undone."""
+        if self.display.percentile_low >= self.display.percentile_high:
+            other = "percentile_high" if field == "percentile_low" else "percentile_low"
+            fallback = getattr(DisplayState(), field)
+            if (field == "percentile_low") == (fallback >= getattr(self.display, other)):
+                fallback = getattr(self.display, other) + (-0.1 if field == "percentile_low" else 0.1)
+            setattr(self.display, field, float(min(max(fallback, 0.0), 100.0)))
+            self.statusBar().showMessage("The lower percentile must be below the upper one", 4000)
 
     def _combo(self, bar, label: str, values, field: str, tip: str) -> QComboBox:
         bar.addWidget(QLabel(f" {label} "))
@@ -278,14 +427,23 @@ class MainWindow(QMainWindow):
         run_menu.addAction(self.simulate_action)
         run_menu.addAction(self.calibrate_action)
         run_menu.addAction(self.cancel_action)
+        run_menu.addSeparator()
+        run_menu.addAction(self.place_action)
         view_menu = menu.addMenu("&View")
         view_menu.addAction(self.library_dock.toggleViewAction())
+        view_menu.addAction(self.notes_dock.toggleViewAction())
         view_menu.addAction(self.params_dock.toggleViewAction())
         view_menu.addSeparator()
-        for action in (self.zoom_in_action, self.zoom_out_action, self.fit_action, self.next_action,
-                       self.previous_action, self.blink_action):
+        layout_menu = view_menu.addMenu("Layout")
+        for action in self.layout_actions.actions():
+            layout_menu.addAction(action)
+        view_menu.addAction(self.ruler_action)
+        view_menu.addSeparator()
+        for action in (self.zoom_in_action, self.zoom_out_action, self.fit_action, self.one_to_one_action,
+                       self.next_action, self.previous_action, self.blink_action):
             view_menu.addAction(action)
         help_menu = menu.addMenu("&Help")
+        help_menu.addAction(self.guide_action)
         help_menu.addAction(self.about_action)
 
     def _connect(self) -> None:
@@ -301,8 +459,16 @@ class MainWindow(QMainWindow):
         self.runner.cancelled.connect(self._on_cancelled)
         self.runner.busy_changed.connect(self._on_busy)
         self.runner.cancelling_changed.connect(self._on_cancelling)
-        self.raw_view.hovered.connect(self._on_hover)
-        self.calibrated_view.hovered.connect(self._on_hover)
+        self.notes.frame_requested.connect(self.select_frame_named)
+        for view in (self.raw_view, self.calibrated_view):
+            view.hovered.connect(self._on_hover)
+            view.clicked.connect(lambda x, y, v=view: self.pixel_clicked.emit(x, y, v.frame))
+            view.levels_from_box.connect(lambda x0, x1, y0, y1, v=view: self.levels_from_box(v, x0, x1,
+                                                                                             y0, y1))
+            view.export_requested.connect(self.choose_export)
+        for name in DISPLAY_SETTINGS:
+            getattr(self.display.events, name).connect(lambda *_: self._save_display_settings())
+        self.recipe.events.connect(lambda *_: self.settings.setValue("recipe", self.recipe.to_json()))
         self.histogram.levels_dragging.connect(self._on_levels_dragged)
         for name in ("interval", "percentile_low", "percentile_high", "link_levels"):
             getattr(self.display.events, name).connect(lambda *_: self.refresh_levels())
@@ -348,11 +514,33 @@ class MainWindow(QMainWindow):
         except ValueError as exc:
             self.statusBar().showMessage(f"Cannot calibrate: {exc}", 10000)
             return
-        self.statusBar().showMessage("Calibrating…")
+        why_not = why_not_on_cluster(self.raw, self.place)
+        if why_not is not None:
+            self.statusBar().showMessage(f"Cannot calibrate on the cluster: {why_not}", 15000)
+            QMessageBox.information(self, "ccdgui", f"Cannot calibrate on the cluster:\n{why_not}")
+            return
+        self.statusBar().showMessage(f"Calibrating on {describe_place(self.place)}…")
         self._runs += 1
         outdir = self.session_folder() / f"run-{self._runs}"
         plan = make_plan(self.raw, recipe)
-        self._start("calibrate", calibrate_job(plan, recipe, outdir, list(self.quarantined)))
+        self._start("calibrate", calibrate_job(plan, recipe, outdir, list(self.quarantined), self.place))
+
+    def _stored_place(self) -> str:
+        try:
+            return parse_place(str(self.settings.value(SETTINGS_KEY, HERE) or HERE))
+        except ValueError:  # a hand-edited setting: run here
+            return HERE
+
+    def set_place(self, place: str) -> None:
+        """Run later calibrations at ``place`` (remembered for the next start)."""
+        self.place = parse_place(place)
+        self.settings.setValue(SETTINGS_KEY, self.place)
+        self.place_label.setText(place_text(self.place))
+
+    def choose_place(self) -> None:
+        dialog = RunPlaceDialog(self.place, self)
+        if dialog.exec():
+            self.set_place(dialog.place())
 
     def session_folder(self) -> Path:
         """This window's folder of runs, made on first use and held (a lock file) while the window lives."""
@@ -391,8 +579,19 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Saving to {folder}…")
         self._start("save", save_job(self.last_result.outdir, folder, overwrite))
 
+    def output_start_folder(self) -> str:
+        """Where the Save dialog starts: the last output folder unless it lies inside the input folder,
+        else beside the input folder (never in it: outputs do not belong among the raw frames)."""
+        inputs = Path(self._last_folder()).resolve()
+        last = self.settings.value("last_output")
+        if last and Path(str(last)).is_dir():
+            chosen = Path(str(last)).resolve()
+            if chosen != inputs and inputs not in chosen.parents:
+                return str(chosen)
+        return str(inputs.parent if inputs.parent != inputs else Path.home())
+
     def choose_output(self) -> None:
-        start = str(self.settings.value("last_output", self._last_folder()))
+        start = self.output_start_folder()
         folder = QFileDialog.getExistingDirectory(self, "Save results in a folder", start)
         if not folder:
             return
@@ -421,7 +620,7 @@ class MainWindow(QMainWindow):
         seconds = time.perf_counter() - self._job_started
         self.timings[self._job_kind] = seconds
         if self._job_kind == "simulate":
-            self._set_session(result, [])
+            self._set_session(result, [], simulated=True)
             self.statusBar().showMessage(f"Simulated {len(result)} frames in {seconds:.1f} s", 8000)
         elif self._job_kind == "load":
             frames, problems = result.frames, result.problems
@@ -443,10 +642,10 @@ class MainWindow(QMainWindow):
             if self.calibrated:  # shown on the next turn of the event loop: no long stall in one go
                 first = self.calibrated[0]
                 QTimer.singleShot(0, lambda: first in self.calibrated and self.library.select_frame(first))
-            problems = f"; {len(result.problems)} note(s), see the Status column" if result.problems else ""
+            problems = f"; {len(self.notes.notes)} note(s) in the Notes panel" if self.notes.notes else ""
             self.statusBar().showMessage(
                 f"Made {len(self.masters)} masters and {len(self.calibrated)} calibrated frames in "
-                f"{seconds:.1f} s{problems}", 10000)
+                f"{seconds:.1f} s{where_ran(result)}{problems}", 10000)
 
     def _on_failed(self, message: str) -> None:
         self.statusBar().showMessage(f"Failed: {message}", 10000)
@@ -487,8 +686,11 @@ class MainWindow(QMainWindow):
             shutil.rmtree(self._session, ignore_errors=True)
             self._session = None
 
-    def _set_session(self, frames: list[Frame], problems: list) -> None:
+    def _set_session(self, frames: list[Frame], problems: list, simulated: bool = False) -> None:
         self._limits_cache.clear()
+        if simulated != self.simulated or not self.raw:
+            self.params.show_simulation_first(simulated)
+        self.simulated = simulated
         self.raw, self.quarantined = list(frames), list(problems)
         self.masters, self.calibrated, self.last_result = [], [], None
         self._forget_runs_but(None)
@@ -526,19 +728,46 @@ class MainWindow(QMainWindow):
     def refresh_library(self) -> None:
         kinds = {id(f): self.recipe.kind_of(f) for f in self.raw}
         statuses: dict[int, str] = {}
+        details: dict[int, str] = {}
         if self.raw:
             self.plan = make_plan(self.raw, self.recipe)
             by_name = {f.name: f for f in self.raw}
             for steps in self.plan.lights:
                 original = by_name.get(steps.frame.name)
                 if original is not None:
-                    statuses[id(original)] = "will be skipped" if steps.skip else f"→ {steps.describe()}"
+                    reason = f" ({steps.notes[-1]})" if steps.notes else ""
+                    statuses[id(original)] = (f"will be skipped{reason}" if steps.skip
+                                              else f"→ {steps.describe()}")
+                    details[id(original)] = matched_masters_text(steps)
             cost = estimate_run(self.plan, self.recipe, process=False)
             self.estimate_label.setText(f"Calibrate: {len(self.plan.masters)} masters, "
                                         f"~{cost.seconds:.1f} s, ~{cost.peak_bytes / 2**20:.0f} MB")
         else:
+            self.plan = None
             self.estimate_label.setText("")
-        self.library.show_session(self.raw, kinds, self.masters, self.calibrated, self.quarantined, statuses)
+        self.library.show_session(self.raw, kinds, self.masters, self.calibrated, self.quarantined, statuses,
+                                  details)
+        self.refresh_notes()
+
+    def refresh_notes(self) -> None:
+        """Fill the Notes panel and the status bar's count of notes."""
+        problems = self.last_result.problems if self.last_result is not None else []
+        notes = collect_notes(self.plan, self.raw, self.quarantined, problems)
+        self.notes.show_notes(notes)
+        self.notes_button.setText(f"{len(notes)} note(s)")
+        self.notes_button.setVisible(bool(notes))
+        self.notes_dock.setWindowTitle(f"Notes ({len(notes)})" if notes else "Notes")
+
+    def show_notes(self) -> None:
+        """Bring the Notes panel into view."""
+        self.notes_dock.show()
+        self.notes_dock.raise_()
+
+    def select_frame_named(self, name: str) -> None:
+        """Select the session's frame called ``name`` in the library (and show it)."""
+        frame = next((f for f in [*self.raw, *self.calibrated, *self.masters] if f.name == name), None)
+        if frame is not None:
+            self.library.select_frame(frame)
 
     # --- display --------------------------------------------------------------------------------------
     def counterpart(self, frame: Frame) -> Frame | None:
@@ -555,16 +784,19 @@ class MainWindow(QMainWindow):
             right = self.counterpart(frame) if self.recipe.kind_of(frame) is FrameKind.LIGHT else None
         lut = self._lut()
         if left is not None:
-            title = f"{left.name} ({self.recipe.kind_of(left).value})"
-            self.raw_view.show_frame(left.data, title, self._limits(left.data), lut, bayer=self._bayer(left))
+            title = f"{left.name} ({frame_label(left, self.recipe.kind_of(left))})"
+            self.raw_view.show_frame(left.data, title, self._limits(left.data), lut, bayer=self._bayer(left),
+                                     frame=left)
         if right is not None:
             title = f"{right.name} (calibrated)"
             self.calibrated_view.show_frame(right.data, title, self._limits(right.data), lut,
-                                            bayer=self._bayer(right))
+                                            bayer=self._bayer(right), frame=right)
         else:
             text = ("Press Calibrate to see\nthe calibrated frame" if not self.calibrated
                     else "No calibrated version\nof this frame")
             self.calibrated_view.placeholder(text)
+        if self.layout_name == "auto":
+            self.set_view_layout("auto")
         self.refresh_levels()
 
     def _bayer(self, frame: Frame) -> str | None:
@@ -607,7 +839,15 @@ class MainWindow(QMainWindow):
             self.histogram.set_region(*driving)
 
     def _refresh_histogram(self) -> None:
-        self.histogram.set_frames(self.raw_view.data, self.calibrated_view.data)
+        names = tuple(self.view_label(view) for view in (self.raw_view, self.calibrated_view))
+        unit = frame_unit(self.calibrated_view.frame or self.raw_view.frame)
+        self.histogram.set_frames(self.raw_view.data, self.calibrated_view.data, names, unit)
+
+    def view_label(self, view: ImageView) -> str:
+        """What a view shows now ('raw light', 'calibrated', 'master flat'), blinking included."""
+        if view.frame is None:
+            return "raw" if view is self.raw_view else "calibrated"
+        return frame_label(view.frame, self.recipe.kind_of(view.frame))
 
     def _calibrated_controls(self) -> bool:
         return self.calibrated_view.data is not None
@@ -631,18 +871,123 @@ class MainWindow(QMainWindow):
                            else (other, self.current))
         self.blinked = not self.blinked
         shown = calibrated if self.blinked else raw
-        self.raw_view.show_frame(shown.data, f"{shown.name} ({'calibrated' if self.blinked else 'raw'})",
-                                 self._limits(shown.data), self._lut(), bayer=self._bayer(shown))
+        title = f"{shown.name} ({frame_label(shown, self.recipe.kind_of(shown))})"
+        self.raw_view.show_frame(shown.data, title, self._limits(shown.data), self._lut(),
+                                 bayer=self._bayer(shown), frame=shown)
+        self._histogram_timer.start()
 
     def _zoom(self, factor: float) -> None:
         self.raw_view.zoom(factor)
 
+    def fit_views(self) -> None:
+        self.raw_view.fit()
+        if not self.raw_view.isVisible():
+            self.calibrated_view.fit()
+
+    def set_ruler(self, on: bool) -> None:
+        """Axes in frame pixels around both views (off: the frames fill their views)."""
+        for view in (self.raw_view, self.calibrated_view):
+            view.set_ruler(bool(on))
+        self.ruler_action.setChecked(bool(on))
+
+    def set_view_layout(self, name: str) -> None:
+        """'auto' (whichever of the next two shows the frame larger), 'side' (side by side), 'stacked'
+        (one above the other) or 'single' (the left view alone)."""
+        if name not in LAYOUTS:
+            name = "auto"
+        self.layout_name = name
+        stacked = name == "stacked" or (name == "auto" and self._stacked_is_larger())
+        self.views.setOrientation(Qt.Orientation.Vertical if stacked else Qt.Orientation.Horizontal)
+        self.calibrated_view.setVisible(name != "single")
+        for action in self.layout_actions.actions():
+            action.setChecked(action.data() == name)
+        self.settings.setValue("view_layout", name)
+
+    def _stacked_is_larger(self) -> bool:
+        """Whether the shown frame appears larger with the two views one above the other."""
+        data = self.raw_view.data if self.raw_view.data is not None else self.calibrated_view.data
+        if data is None:
+            return False
+        ny, nx = data.shape[:2]
+        width, height = max(self.views.width(), 1), max(self.views.height(), 1)
+        side = min(width / 2 / nx, height / ny)
+        stacked = min(width / nx, height / 2 / ny)
+        return stacked > side * 1.05
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        if self.layout_name == "auto" and hasattr(self, "_layout_timer"):
+            self._layout_timer.start()
+
+    def add_readout_provider(self, provider) -> None:
+        """Add ``provider(frame, x, y) -> str | None`` (0-based pixel): its text joins the readout."""
+        self.readout_providers.append(provider)
+
+    def add_dock_tab(self, title: str, widget: QWidget, tooltip: str = "") -> int:
+        """Add a task's tab (QA, masters…) to the Parameters dock; returns its index."""
+        return self.params.add_tab(title, widget, tooltip)
+
+    def readout_text(self, x: int, y: int) -> str:
+        """The status bar's readout for frame pixel (x, y), 0-based: each view's value labelled by what
+        it shows now, then the readout providers' texts."""
+        parts = [f"x={x + 1} y={y + 1}"]
+        for view in (self.raw_view, self.calibrated_view):
+            inside = view.data is not None and y < view.data.shape[0] and x < view.data.shape[1]
+            if inside and not view.isHidden():
+                parts.append(f"{self.view_label(view)} {view.data[y, x]:.6g}")
+        frame = self.raw_view.frame or self.calibrated_view.frame
+        for provider in self.readout_providers:
+            try:
+                text = provider(frame, x, y) if frame is not None else None
+            except Exception as exc:  # a broken provider must not break the readout
+                text = f"({type(exc).__name__})"
+            if text:
+                parts.append(str(text))
+        return "   ".join(parts)
+
     def _on_hover(self, x: int, y: int, value: float) -> None:
-        parts = [f"x={x + 1} y={y + 1} (FITS)"]
-        for label, view in (("raw", self.raw_view), ("calibrated", self.calibrated_view)):
-            if view.data is not None and y < view.data.shape[0] and x < view.data.shape[1]:
-                parts.append(f"{label} {view.data[y, x]:.1f}")
-        self.pixel_label.setText("   ".join(parts))
+        self.pixel_label.setText(self.readout_text(x, y))
+
+    def levels_from_box(self, view: ImageView, x0: int, x1: int, y0: int, y1: int) -> None:
+        """Levels from the interval applied to a box of the view's frame (both views when linked)."""
+        if view.data is None:
+            return
+        ny, nx = view.data.shape
+        box = view.data[max(0, y0):min(ny, y1), max(0, x0):min(nx, x1)]
+        if box.size == 0:
+            return
+        levels = display.interval_limits(box, self.display)
+        targets = (self.raw_view, self.calibrated_view) if self.display.link_levels else (view,)
+        for target in targets:
+            target.set_levels(levels)
+        self.histogram.set_region(*levels)
+        self.statusBar().showMessage(f"Levels {levels[0]:.6g} … {levels[1]:.6g} from a {box.shape[1]} × "
+                                     f"{box.shape[0]} box", 5000)
+
+    # --- drag and drop ----------------------------------------------------------------------------------
+    @staticmethod
+    def dropped_paths(mime) -> list[Path]:
+        """The local files and folders a drag carries (other URLs are ignored)."""
+        if mime is None or not mime.hasUrls():
+            return []
+        return [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()]
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        if self.dropped_paths(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        paths = [p for p in self.dropped_paths(event.mimeData()) if p.exists()]
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.open_paths(paths)
 
     # --- files, settings, about -----------------------------------------------------------------------
     def choose_folder(self) -> None:
@@ -692,12 +1037,97 @@ class MainWindow(QMainWindow):
         self.recent_menu.setEnabled(bool(self._recent()))
 
     def _restore_layout(self) -> None:
+        """The remembered geometry and dock layout, kept on a screen that exists; on the first start a
+        share of the screen. The view layout and ruler too."""
         geometry = self.settings.value("geometry")
         state = self.settings.value("window_state")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
+        if geometry is None or not self.restoreGeometry(geometry):
+            self.setGeometry(first_geometry(self.available_geometry()))
+            docks_width = max(240, min(400, self.width() // 4))
+            self.resizeDocks([self.library_dock, self.params_dock], [docks_width, max(280, docks_width - 60)],
+                             Qt.Orientation.Horizontal)
         if state is not None:
             self.restoreState(state)
+        self.keep_on_screen()
+        self.set_view_layout(str(self.settings.value("view_layout", "auto")))
+        self.set_ruler(str(self.settings.value("ruler", "false")).lower() == "true")
+
+    def available_geometry(self) -> QRect:
+        """The available area of the screen the window is on (else the primary screen)."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        return screen.availableGeometry() if screen is not None else QRect(0, 0, *DEFAULT_SIZE)
+
+    def keep_on_screen(self) -> None:
+        """Move and shrink the window so it lies inside an existing screen's available area (a remembered
+        geometry may belong to a monitor that is gone, or a larger one)."""
+        frame = self.frameGeometry()
+        screens = QGuiApplication.screens()
+        if any(s.availableGeometry().contains(frame) for s in screens):
+            return
+        centre = frame.center()
+        screen = next((s for s in screens if s.availableGeometry().contains(centre)),
+                      QGuiApplication.primaryScreen())
+        if screen is None:
+            return
+        area = screen.availableGeometry()
+        margin_w, margin_h = frame.width() - self.width(), frame.height() - self.height()
+        width = min(self.width(), area.width() - margin_w)
+        height = min(self.height(), area.height() - margin_h)
+        self.resize(width, height)
+        x = min(max(frame.x(), area.x()), area.right() - width - margin_w + 1)
+        y = min(max(frame.y(), area.y()), area.bottom() - height - margin_h + 1)
+        self.move(x, y)
+
+    def _stored_display(self) -> DisplayState:
+        """Display settings remembered from the last session (defaults for anything unreadable)."""
+        state = DisplayState()
+        for name in DISPLAY_SETTINGS:
+            value = self.settings.value(f"display/{name}")
+            if value is None:
+                continue
+            default = getattr(state, name)
+            try:
+                value = str(value).lower() == "true" if isinstance(default, bool) else type(default)(value)
+            except (TypeError, ValueError):
+                continue
+            allowed = {"interval": display.INTERVALS, "stretch": display.STRETCHES,
+                       "colour_map": display.COLOUR_MAPS}.get(name)
+            if allowed is not None and value not in allowed:
+                continue
+            if name.startswith("percentile") and not 0.0 <= value <= 100.0:
+                continue
+            setattr(state, name, value)
+        if state.percentile_low >= state.percentile_high:
+            state.percentile_low, state.percentile_high = DisplayState().percentile_low, 99.9
+        return state
+
+    def _save_display_settings(self) -> None:
+        for name in DISPLAY_SETTINGS:
+            self.settings.setValue(f"display/{name}", getattr(self.display, name))
+
+    def _stored_recipe(self) -> Recipe:
+        """The recipe of the last session (per-session choices such as frame types left out), or the
+        defaults when there is none or it no longer reads."""
+        import json
+
+        text = self.settings.value("recipe")
+        if not text:
+            return Recipe()
+        try:
+            data = json.loads(str(text))
+            data = {k: v for k, v in data.items() if not k.endswith("_overrides")}
+            return Recipe.from_dict(data)
+        except (ValueError, TypeError, AttributeError):
+            return Recipe()
+
+    def show_guide(self) -> None:
+        """Help ▸ User guide: the bundled guide, offline."""
+        from .help import GuideDialog
+
+        if getattr(self, "_guide", None) is None:
+            self._guide = GuideDialog(self)
+        self._guide.show()
+        self._guide.raise_()
 
     def about(self) -> None:
         import astropy
@@ -718,7 +1148,28 @@ class MainWindow(QMainWindow):
         self.remove_session()
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("window_state", self.saveState())
+        self.settings.setValue("ruler", self.ruler_action.isChecked())
+        self._save_display_settings()
         super().closeEvent(event)
+
+
+def matched_masters_text(steps) -> str:
+    """A light's tooltip: the masters it gets and why each was chosen, then its notes."""
+    lines = []
+    for role, master in (("bias", steps.bias), ("dark", steps.dark or steps.raw_dark), ("flat", steps.flat)):
+        if master is None:
+            continue
+        why = [f"{master.ncombine} frame(s)"]
+        if master.exptime is not None:
+            why.append(f"{master.exptime:g} s")
+        if master.filter:
+            why.append(f"filter {master.filter}")
+        factor = steps.dark_factor() if role == "dark" else 1.0
+        scaled = f", scaled ×{factor:.4g} to the light's exposure" if factor != 1.0 else ""
+        lines.append(f"{role}: {master.name} ({', '.join(why)}; same camera, size, binning and temperature"
+                     f"{scaled})")
+    lines.extend(steps.notes)
+    return "\n".join(lines) or "no master matches it"
 
 
 def start_simulation_soon(window: MainWindow) -> None:

@@ -1,11 +1,14 @@
-"""The parameter dock: simulation settings and the calibration recipe, each control bound two-way to the
-one model object that holds the value (SimParams, Recipe). The recipe's controls are built from its
+"""The parameter dock, organised by task as tabs: *Recipe* (with Calibrate always in reach below its
+scrolling options) and *Simulation* (first when the session is a simulated night); other tabs (QA,
+masters) are added with :meth:`ParamDock.add_tab`. Each control is bound two-way to the one model object
+that holds the value (SimParams, Recipe). The recipe's controls are built from its
 schema (:data:`ccdgui.model.recipe.OPTIONS`): widget, range, decimals, unit, tooltip, combo items."""
 
 from __future__ import annotations
 
 from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (
+    QAbstractSpinBox,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
@@ -16,6 +19,7 @@ from PyQt6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSpinBox,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -111,7 +115,40 @@ def recipe_widget(option: Option, recipe: Recipe) -> QWidget:
     return widget
 
 
-class ParamDock(QScrollArea):
+def _scrolling(*widgets: QWidget) -> QScrollArea:
+    """A vertical scroll area holding ``widgets`` one below the other (long lists scroll in the dock)."""
+    body = QWidget()
+    layout = QVBoxLayout(body)
+    layout.setContentsMargins(4, 4, 4, 4)
+    for widget in widgets:
+        layout.addWidget(widget)
+    layout.addStretch(1)
+    for combo in body.findChildren(QComboBox):  # narrow docks: fields shrink, labels stay whole
+        combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        combo.setMinimumContentsLength(6)
+    for field in [*body.findChildren(QAbstractSpinBox), *body.findChildren(QLineEdit),
+                  *body.findChildren(QComboBox)]:
+        field.setMinimumWidth(64)
+    for form in body.findChildren(QFormLayout):
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setWidget(body)
+    return area
+
+
+def _with_button(area: QScrollArea, button: QPushButton) -> QWidget:
+    """The scroll area with ``button`` pinned below it, so the action never scrolls out of reach."""
+    page = QWidget()
+    layout = QVBoxLayout(page)
+    layout.setContentsMargins(0, 0, 0, 4)
+    layout.addWidget(area, 1)
+    layout.addWidget(button)
+    return page
+
+
+class ParamDock(QWidget):
     """Emits ``simulate_requested`` and ``calibrate_requested`` from its buttons."""
 
     simulate_requested = pyqtSignal()
@@ -119,22 +156,46 @@ class ParamDock(QScrollArea):
 
     def __init__(self, sim: SimParams, recipe: Recipe, parent=None) -> None:
         super().__init__(parent)
-        self.setWidgetResizable(True)
-        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.widgets: dict[str, QWidget] = {}
-        body = QWidget()
-        layout = QVBoxLayout(body)
-        layout.addWidget(self._simulation_box(sim))
-        for box in self._recipe_boxes(recipe):
-            layout.addWidget(box)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.tabs)
         self.calibrate_button = QPushButton("Calibrate")
         self.calibrate_button.setToolTip("Build the masters and calibrate every light (Ctrl+R).")
         self.calibrate_button.setStyleSheet("font-weight: bold; padding: 6px;")
         self.calibrate_button.clicked.connect(self.calibrate_requested)
-        layout.addWidget(self.calibrate_button)
-        layout.addStretch(1)
-        self.setWidget(body)
-        self.setMinimumWidth(300)
+        self.recipe_page = _with_button(_scrolling(*self._recipe_boxes(recipe)), self.calibrate_button)
+        self.simulate_button = QPushButton("Simulate night")
+        self.simulate_button.setToolTip("Make a new night of raw frames with these settings (Ctrl+N).")
+        self.simulate_button.setStyleSheet("padding: 6px;")
+        self.simulate_button.clicked.connect(self.simulate_requested)
+        self.simulation_page = _with_button(_scrolling(self._simulation_box(sim)), self.simulate_button)
+        self.tabs.addTab(self.recipe_page, "Recipe")
+        self.tabs.addTab(self.simulation_page, "Simulation")
+        self.tabs.setTabToolTip(0, "How masters are built and lights calibrated (saved in recipe.json)")
+        self.tabs.setTabToolTip(1, "The simulated night's settings")
+        self.setMinimumWidth(280)
+
+    def add_tab(self, title: str, widget: QWidget, tooltip: str = "") -> int:
+        """Add a task's tab (QA, masters…) after the built-in ones; returns its index."""
+        index = self.tabs.addTab(widget, title)
+        if tooltip:
+            self.tabs.setTabToolTip(index, tooltip)
+        return index
+
+    def tab_titles(self) -> list[str]:
+        return [self.tabs.tabText(i) for i in range(self.tabs.count())]
+
+    def show_simulation_first(self, simulated: bool) -> None:
+        """Simulation as the first tab for a simulated session, Recipe first for real data; the first
+        tab is the one shown."""
+        wanted = self.simulation_page if simulated else self.recipe_page
+        index = self.tabs.indexOf(wanted)
+        if index != 0:
+            self.tabs.tabBar().moveTab(index, 0)
+        self.tabs.setCurrentIndex(0)
 
     def _simulation_box(self, sim: SimParams) -> QGroupBox:
         box = QGroupBox("Simulated night")
@@ -154,24 +215,23 @@ class ParamDock(QScrollArea):
             check = QCheckBox(label)
             check.setToolTip(tip)
             bindings.bind_check(sim, name, check)
-            form.addRow("", check)
+            form.addRow(check)
             self.widgets[f"sim.{name}"] = check
-        self.simulate_button = QPushButton("Simulate night")
-        self.simulate_button.setToolTip("Make a new night of raw frames with these settings (Ctrl+N).")
-        self.simulate_button.clicked.connect(self.simulate_requested)
-        form.addRow(self.simulate_button)
         return box
 
     def _recipe_boxes(self, recipe: Recipe) -> list[QGroupBox]:
         """A group box per dock group of the recipe schema, each option's widget built from its entry."""
         boxes = []
         for group in DOCK_GROUPS:
-            box = QGroupBox(f"Recipe: {group.lower()}")
+            box = QGroupBox(group.capitalize())
             form = QFormLayout(box)
             for option in OPTIONS:
                 if option.group == group:
                     widget = recipe_widget(option, recipe)
-                    form.addRow("" if option.kind == "bool" else option.label, widget)
+                    if option.kind == "bool":  # a check box spans the row: the label column stays narrow
+                        form.addRow(widget)
+                    else:
+                        form.addRow(option.label, widget)
                     self.widgets[f"recipe.{option.name}"] = widget
             boxes.append(box)
         return boxes

@@ -110,6 +110,7 @@ def test_plan_records_the_masters_each_light_gets(tmp_path):
     folder = write_night(tmp_path / "night", light_exposure=30.0)
     made = plan.make_plan(lazy_frames(folder), Recipe(), root=folder).to_dict()
     light = made["lights"][0]
+    assert light.pop("choices")["dark"]["verdict"] == "nearby"  # scaled from 60 s
     assert light == {"file": "light_r_000.fits", "output": "calibrated/light_r_000.fits",
                      "bias": "master_bias.fits", "dark": "master_dark_60s.fits", "dark_scale": 0.5,
                      "flat": "master_flat_r.fits", "notes": []}

@@ -168,7 +168,9 @@ def test_overscan_and_trim_match_ccdproc(shared_data):
 
     frame = fitsio.read_frame(shared_data("odd_singles/a8280271.fits"))
     result = run([frame])
-    assert result.calibrated == []  # a light with no masters is reported, not calibrated
+    # a light with no masters but an overscan region is calibrated with overscan only, and says so
+    assert [f.name for f in result.calibrated] == ["a8280271.fits"]
+    assert any("overscan only" in p for p in result.problems)
     prepared = plan._prepare(frame, Recipe(), [])
     assert prepared.shape == (520, 512)
     ccd = CCDData(frame.data.astype(np.float64), unit="adu")

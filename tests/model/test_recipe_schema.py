@@ -25,7 +25,8 @@ DEFAULTS = dict(combine="average", reject="sigma", sigma_low=5.0, sigma_high=5.0
                 overscan_method="median", trim="auto", stack_memory_mb=1024, hot_pixels=False,
                 flat_defects=False, cosmic_rays="off", kind_overrides={}, hdu_overrides={},
                 weights="none", weights_keyword="", clip_min=None, clip_max=None, overscan_fit="none",
-                overscan_order=1, flat_min_value=None, flat_bad_columns=False)
+                overscan_order=1, flat_min_value=None, flat_bad_columns=False, match_temperature=1.0,
+                nearby_temperature=3.0, match_age_days=1.0, prefer_library=False, master_overrides={})
 
 # a value other than the default that each option accepts
 OTHER = dict(combine="median", reject="minmax", sigma_low=3.5, sigma_high=2.25, sigma_center="mean",
@@ -34,7 +35,9 @@ OTHER = dict(combine="median", reject="minmax", sigma_low=3.5, sigma_high=2.25, 
              flat_normalise="median", flat_min_value=0.2, scale_dark=False, overscan="[4:13,1:520]",
              overscan_method="mean", overscan_fit="legendre", overscan_order=3, trim="off",
              stack_memory_mb=0, hot_pixels=True, flat_defects=True, flat_bad_columns=True,
-             cosmic_rays="median", kind_overrides={"a.fits": "flat"}, hdu_overrides={"b.fits": 2})
+             cosmic_rays="median", kind_overrides={"a.fits": "flat"}, hdu_overrides={"b.fits": 2},
+             match_temperature=0.5, nearby_temperature=5.0, match_age_days=30.0, prefer_library=True,
+             master_overrides={"a.fits:dark": "library:0123abcd"})
 
 # (option, bad value, how the value appears in the message)
 BAD = [
@@ -143,7 +146,8 @@ def test_the_parser_has_one_flag_per_option():
         assert option.cli_flag in recipe_flags[option.name].option_strings
     others = {action.dest for action in reduce._actions} - set(OPTION)
     assert others == {"help", "indir", "outdir", "recipe", "overwrite", "allow_changed_inputs", "dry_run",
-                      "quiet", "scheduler"}  # where to run, not how to reduce
+                      "quiet", "scheduler",  # where to run, not how to reduce
+                      "library", "no_library", "to_library"}  # where masters come from and go
 
 
 def test_help_lists_every_option_with_its_default_and_range(capsys, monkeypatch):
@@ -249,3 +253,16 @@ def test_the_readme_table_is_the_schemas():
     for option, row in zip(OPTIONS, table[2:], strict=True):
         assert row.startswith(f"| `{option.name}` | `{option.cli_flag}")
         assert f"`{option.default_text()}`" in row
+
+
+def test_a_recipe_with_listeners_pickles_as_its_options_alone():
+    """The window's recipe has listeners (the dock); the copy a cluster's workers get must unpickle."""
+    import pickle
+
+    recipe = Recipe(sigma_low=3, combine="median")
+    heard = []
+    recipe.events.sigma_low.connect(heard.append)
+    copy = pickle.loads(pickle.dumps(recipe.copy()))
+    assert copy == recipe and copy.sigma_low == 3.0
+    copy.sigma_low = 4
+    assert heard == [] and recipe.sigma_low == 3.0

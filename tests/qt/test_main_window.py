@@ -11,6 +11,7 @@ from ccdgui.model import execute, files
 from ccdgui.model.frame import FrameKind
 from ccdgui.model.recipe import Recipe
 from ccdgui.model.simulate import SimParams, simulate_night
+from ccdgui.qt.library_panel import column
 
 from .conftest import wait_idle
 
@@ -137,7 +138,7 @@ def test_reclassifying_a_frame_changes_the_plan(qtbot, window):
     assert window.recipe.kind_overrides == {light.name: "unknown"}
     assert len(window.plan.lights) == 1
     item = next(i for i in window.library.frame_items() if i.text(0) == light.name)
-    assert item.text(1) == "unknown" and "type set to unknown" in item.text(6)
+    assert item.text(1) == "unknown" and "type set to unknown" in item.text(column("status"))
 
 
 def test_display_controls_change_levels_and_lut_not_data(qtbot, window):
@@ -276,7 +277,7 @@ def test_open_folder_lists_from_headers_and_reads_pixels_only_to_show(qtbot, win
     assert len(window.raw) == 12
     shown = window.current
     assert all(not f.loaded for f in window.raw if f is not shown)  # listed from headers alone
-    medians = {item.text(0): item.text(5) for item in window.library.frame_items()}
+    medians = {item.text(0): item.text(column("median")) for item in window.library.frame_items()}
     assert medians["bias_07.fits"] == "1007.0"
 
 
