@@ -57,21 +57,21 @@ def _pixel(args: argparse.Namespace) -> int:
 
     try:
         inspector = Inspector(args.recipe)
-        if args.master in inspector.masters or Path(args.master).name in inspector.masters:
-            stacks = [inspector.stack(args.master, args.x, args.y)]
+        master = inspector.master_named(args.master)
+        if master is not None:
+            stacks = [inspector.stack(master, args.x, args.y)]
         else:
             try:
                 names = inspector.light_masters(args.master)
             except InspectError:
-                inspector.stack(args.master, args.x, args.y)  # names the masters there are
-                raise
+                raise InspectError(f"no master or light {args.master!r} in this run (its masters: "
+                                   f"{', '.join(inspector.masters) or 'none'})") from None
             stacks = [inspector.stack(name, args.x, args.y) for name in names]
     except InspectError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     if args.json:
         data = [s.to_dict() for s in stacks]
-        print(json.dumps(data[0] if len(data) == 1 and args.master in inspector.masters + [
-            Path(args.master).name] else data, indent=2))
+        print(json.dumps(data[0] if master is not None else data, indent=2))
     else:
         print("\n\n".join(s.format() for s in stacks))
     return 0

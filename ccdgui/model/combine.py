@@ -46,6 +46,15 @@ METHODS = ("average", "median", "sum")
 REJECTIONS = ("none", "sigma", "minmax")
 
 
+def robust_sigma(values: np.ndarray) -> float:
+    """1.4826 × median |x − median| of the finite values (astropy's mad_std); NaN when there are none."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return math.nan
+    return float(MAD_TO_SIGMA * np.median(np.abs(values - np.median(values))))
+
+
 @dataclass(frozen=True)
 class CombineOptions:
     """How to combine a stack. ``reject`` is one of none / sigma / minmax."""

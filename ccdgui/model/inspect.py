@@ -146,6 +146,13 @@ class Inspector:
                 return [m.name for m in used if m is not None]
         raise InspectError(f"no light {light!r} in this run")
 
+    def master_named(self, name: str) -> str | None:
+        """The run's master called ``name`` (with or without its folder and .fits), else None."""
+        try:
+            return self._master_plan(name).name
+        except InspectError:
+            return None
+
     def _master_plan(self, name: str):
         wanted = Path(name).name
         for master in self.plan.masters:

@@ -27,11 +27,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .combine import MAD_TO_SIGMA, CombineOptions, _read_band, explain_stack, median_of
+from .combine import CombineOptions, _read_band, explain_stack, median_of, robust_sigma
 
 SAMPLE_PIXELS = 16384         # of each input, in whole rows, kept for input figures
 SAMPLE_MIN_ROWS, SAMPLE_MAX_ROWS = 8, 128
 WARN_TOLERANCE = 0.25         # a figure this far (relative) from the header's or previous value warns
+MIN_PHOTON_SHARE = 0.2  # photon noise share of flat differences below which no gain is measured
 OUTLIER_REJECTED = 0.005      # a frame with more of its values rejected than this …
 OUTLIER_FACTOR = 5.0          # … and this many times the stack's typical fraction is flagged
 OUTLIER_LEVEL_SIGMA = 1.0     # a frame whose level is off by this many pixel σ is flagged
@@ -261,15 +262,6 @@ def _figure(keyword: str, value, comment: str) -> Figure:
     return Figure(keyword, label, value, unit, comment)
 
 
-def robust_sigma(values: np.ndarray) -> float:
-    """1.4826 × median |x − median| of the finite values (NaN when there are none)."""
-    values = np.asarray(values, dtype=np.float64).ravel()
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return math.nan
-    return float(MAD_TO_SIGMA * np.median(np.abs(values - np.median(values))))
-
-
 def header_gain(header) -> float | None:
     """GAIN (else EGAIN) of a header when a positive finite number, else None."""
     for key in ("GAIN", "EGAIN"):
@@ -487,13 +479,11 @@ def _measure(kind, name, master, header, sample, names, options, scales, exptime
         qa.figures += flat_figures(master, cube)
         if cube.shape[0] >= 2 and sample is not None and sample.read_noise_adu:
             measured, share = photon_transfer_gain(cube, sample.read_noise_adu)
-            if math.isfinite(measured):
+            # Where read noise dominates the flats' differences the estimate is meaningless: not shown,
+            # rather than shown with a warning the astronomer can do nothing about.
+            if math.isfinite(measured) and share >= MIN_PHOTON_SHARE:
                 qa.figures.append(_figure("QAGAINPT", measured, "[e-/ADU] gain by photon transfer"))
-                if share < 0.2:
-                    qa.warnings.append(f"gain by photon transfer poorly determined: photon noise is "
-                                       f"{share:.0%} of the flat differences' variance")
-                else:
-                    _compare(qa, "gain", measured, gain, "e⁻/ADU", "the header's GAIN")
+                _compare(qa, "gain", measured, gain, "e⁻/ADU", "the header's GAIN")
     if cube.shape[0] >= 2 and kind != "master bias":
         qa.figures.append(_figure("QANOISE", pair_difference_sigma(cube), "[ADU] pixel noise, input pairs"))
     for frame in qa.flagged():

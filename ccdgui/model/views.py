@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .combine import MAD_TO_SIGMA
+from .combine import robust_sigma
 
 
 # --- difference -------------------------------------------------------------------------------------
@@ -33,15 +33,6 @@ def difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _size(array: np.ndarray) -> str:
     return f"{array.shape[1]}x{array.shape[0]}" if array.ndim == 2 else str(array.shape)
-
-
-def robust_sigma(values: np.ndarray) -> float:
-    """1.4826 × median |x − median| of the finite values (astropy's mad_std); NaN when none."""
-    values = np.asarray(values, dtype=np.float64).ravel()
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return math.nan
-    return float(MAD_TO_SIGMA * np.median(np.abs(values - np.median(values))))
 
 
 @dataclass

@@ -106,6 +106,7 @@ class ImageView(pg.GraphicsLayoutWidget):
         self.data: np.ndarray | None = None      # the frame's pixels (not the display copy)
         self.frame_name = ""
         self.frame = None                        # the Frame shown, when the caller says (readout labels)
+        self.label: str | None = None            # a derived image's readout label ('difference')
         self._pyramid: display.Pyramid | None = None
         self._preview: tuple[np.ndarray, int] | None = None  # (decimated copy, stride) until the pyramid
         self._token = 0
@@ -157,13 +158,16 @@ class ImageView(pg.GraphicsLayoutWidget):
 
     # --- showing a frame ------------------------------------------------------------------------------
     def show_frame(self, data: np.ndarray | None, name: str, levels: tuple[float, float],
-                   lut: np.ndarray, keep_view: bool = True, bayer: str | None = None, frame=None) -> None:
+                   lut: np.ndarray, keep_view: bool = True, bayer: str | None = None, frame=None,
+                   label: str | None = None) -> None:
         """Display ``data`` (NaNs replaced for speed) with ``levels`` and ``lut``; a one-shot-colour
         mosaic with its ``bayer`` pattern is shown in colour (one RGB pixel per 2 × 2 cell). A big frame
-        is first drawn from a decimated copy; its binned pyramid follows from a background thread."""
+        is first drawn from a decimated copy; its binned pyramid follows from a background thread.
+        ``label`` names a derived image in the readout ('difference', 'residual')."""
         first = self.data is None or data is None or self.data.shape != data.shape
         self.data = data
         self.frame = frame
+        self.label = label
         self.frame_name = name
         self._levels, self._lut = levels, lut
         self._window = None

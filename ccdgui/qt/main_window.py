@@ -43,7 +43,9 @@ from ..model.simulate import SimParams, iter_night
 from . import bindings
 from .histogram_view import HistogramView
 from .image_view import ImageView, lookup_table
+from .inspection import InspectionController
 from .library_panel import LibraryPanel
+from .library_tab import LibraryController
 from .notes_panel import NotesPanel, collect_notes
 from .panner import Panner
 from .param_dock import ParamDock
@@ -175,6 +177,7 @@ class MainWindow(QMainWindow):
         self.masters: list[Frame] = []
         self.calibrated: list[Frame] = []
         self.plan: Plan | None = None
+        self.library_entries: list = []     # the master library's entries, planned with (LibraryController)
         self.current: Frame | None = None
         self.blinked = False
         self.last_result: execute.Result | None = None
@@ -247,9 +250,11 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self._build_menus()
         self._connect()
+        self.inspection = InspectionController(self)  # stack inspector, QA, compare views, WCS readout
         self.raw_view.placeholder("No frame yet")
         self.calibrated_view.placeholder("Press Calibrate to see\nthe calibrated frame")
         self._restore_layout()
+        self.master_library = LibraryController(self)  # the Masters tab; sets library_entries
 
     # --- construction -------------------------------------------------------------------------------
     def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
@@ -490,8 +495,8 @@ class MainWindow(QMainWindow):
         if not self.discard_ok("Simulate a new night"):
             return
         self.statusBar().showMessage("Simulating a night…")
-        self._start("simulate", simulate_job(SimParams(**{f: getattr(self.sim, f) for f in
-                                                          self.sim.__dataclass_fields__})))
+        self.simulated_params = SimParams(**{f: getattr(self.sim, f) for f in self.sim.__dataclass_fields__})
+        self._start("simulate", simulate_job(self.simulated_params))
 
     def open_paths(self, paths: list[str | Path]) -> None:
         """Replace the session with the FITS frames in ``paths`` (files or folders), in a worker."""
@@ -522,7 +527,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Calibrating on {describe_place(self.place)}…")
         self._runs += 1
         outdir = self.session_folder() / f"run-{self._runs}"
-        plan = make_plan(self.raw, recipe)
+        plan = make_plan(self.raw, recipe, masters=self.library_entries)
         self._start("calibrate", calibrate_job(plan, recipe, outdir, list(self.quarantined), self.place))
 
     def _stored_place(self) -> str:
@@ -697,6 +702,7 @@ class MainWindow(QMainWindow):
         self.save_action.setEnabled(False)
         self.recipe.kind_overrides = {}
         self.recipe.hdu_overrides = {}
+        self.recipe.master_overrides = {}  # a choice named a light of the previous session
         self.current = None
         self.refresh_library()
         first = next((f for f in self.raw if self.recipe.kind_of(f) is FrameKind.LIGHT),
@@ -730,7 +736,7 @@ class MainWindow(QMainWindow):
         statuses: dict[int, str] = {}
         details: dict[int, str] = {}
         if self.raw:
-            self.plan = make_plan(self.raw, self.recipe)
+            self.plan = make_plan(self.raw, self.recipe, masters=self.library_entries)
             by_name = {f.name: f for f in self.raw}
             for steps in self.plan.lights:
                 original = by_name.get(steps.frame.name)
@@ -845,6 +851,8 @@ class MainWindow(QMainWindow):
 
     def view_label(self, view: ImageView) -> str:
         """What a view shows now ('raw light', 'calibrated', 'master flat'), blinking included."""
+        if getattr(view, "label", None):  # a derived image: 'difference', 'residual'
+            return view.label
         if view.frame is None:
             return "raw" if view is self.raw_view else "calibrated"
         return frame_label(view.frame, self.recipe.kind_of(view.frame))
@@ -1166,6 +1174,10 @@ def matched_masters_text(steps) -> str:
             why.append(f"filter {master.filter}")
         factor = steps.dark_factor() if role == "dark" else 1.0
         scaled = f", scaled ×{factor:.4g} to the light's exposure" if factor != 1.0 else ""
+        choice = steps.choices.get(role)
+        if choice is not None and choice.master is master:  # the planner's reason (library masters too)
+            lines.append(f"{choice.describe()}; {', '.join(why)}{scaled}")
+            continue
         lines.append(f"{role}: {master.name} ({', '.join(why)}; same camera, size, binning and temperature"
                      f"{scaled})")
     lines.extend(steps.notes)

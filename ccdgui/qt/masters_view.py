@@ -119,10 +119,16 @@ class MastersView(QWidget):
             bar.addWidget(QLabel(label))
             bar.addWidget(widget)
         bar.addStretch(1)
+        buttons = QHBoxLayout()  # a second row: the bar fits a narrow dock
         for button in (self.add_button, self.remove_button, self.check_button):
-            bar.addWidget(button)
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        self.button_row = buttons  # a host window may add its own buttons here
+        self.summary.setMinimumWidth(1)  # a long library path must not widen a narrow dock
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(bar)
+        layout.addLayout(buttons)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.summary)
         self.kind_box.currentTextChanged.connect(self.refresh)

@@ -29,6 +29,8 @@ def collect_notes(plan: Plan | None, frames: list[Frame], quarantined: list,
     if plan is not None:
         for steps in plan.lights:
             notes.extend(Note("plan", steps.frame.name, note) for note in steps.notes)
+            notes.extend(Note("plan", steps.frame.name, choice.describe())  # masters worth a second look
+                         for choice in steps.choices.values() if choice.verdict != "exact" or choice.by_user)
         notes.extend(Note("plan", *_split_frame(note, frames)) for note in plan.notes)
     for frame in frames:
         if frame.kind is not FrameKind.CALIBRATED:

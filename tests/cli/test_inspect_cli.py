@@ -48,7 +48,7 @@ def test_inspect_qa_table_and_json(out, capsys):
     (["inspect"], "inspect needs a command"),
     (["inspect", "pixel", "missing.json", "--master", "m", "--x", "1", "--y", "1"], "cannot read"),
     (["inspect", "pixel", "{out}", "--master", "ghost.fits", "--x", "1", "--y", "1"],
-     "no master 'ghost.fits'"),
+     "no master or light 'ghost.fits'"),
     (["inspect", "pixel", "{out}", "--master", "master_bias.fits", "--x", "81", "--y", "1"], "outside"),
     (["inspect", "pixel", "{out}", "--master", "master_bias.fits", "--x", "a", "--y", "1"], "invalid int"),
     (["inspect", "qa", "{out}/recipe.json"], "no master with QA"),

@@ -12,6 +12,8 @@ from ccdgui.cli import main
 from ccdgui.model import masterlib
 from ccdgui.model.files import sha256_of
 
+from .conftest import one_line_error, simulated_folder
+
 SMALL = ["--size", "60", "40", "--n-bias", "3", "--n-dark", "3", "--n-flat", "3", "--n-light", "2",
          "--seed", "3"]
 
@@ -24,16 +26,7 @@ def own_library(tmp_path, monkeypatch):
 
 @pytest.fixture
 def night(tmp_path):
-    folder = tmp_path / "night"
-    assert main(["simulate", str(folder), *SMALL]) == 0
-    shutil.rmtree(folder / "truth")
-    return folder
-
-
-def last_error(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err and "Traceback" not in "\n".join(err)
-    return err[-1]
+    return simulated_folder(tmp_path, SMALL)
 
 
 def lights_only(night, tmp_path):
@@ -88,10 +81,10 @@ def test_a_changed_library_file_is_reported_by_check_and_refused_by_reduce_and_r
     assert "master_dark_60s.fits: changed on disk since it was added" in out.out
     assert "2 of 3 master(s) intact" in out.err
     assert main(["reduce", str(lights), str(tmp_path / "three"), "--quiet"]) == 2
-    assert "library master(s) missing or changed since they were added: refused" in last_error(capsys)
+    assert "library master(s) missing or changed since they were added: refused" in one_line_error(capsys)
     assert not (tmp_path / "three" / "recipe.json").exists()
     assert main(["reduce", "--recipe", str(tmp_path / "two" / "recipe.json"), "--quiet"]) == 2
-    assert "1 library master(s) differ from the recipe: refused" in last_error(capsys)
+    assert "1 library master(s) differ from the recipe: refused" in one_line_error(capsys)
     assert main(["reduce", str(lights), str(tmp_path / "four"), "--quiet", "--no-library"]) == 0
 
 
@@ -110,10 +103,10 @@ def test_add_list_remove_and_their_one_line_errors(night, tmp_path, capsys):
     assert len(table) == 3 and "bias_000.fits" in "\n".join(table)
     assert main(["library", "remove", "bias_000.fits"]) == 0
     assert main(["library", "remove", "nothing"]) == 2
-    assert "nothing: no such master in the library" in last_error(capsys)
+    assert "nothing: no such master in the library" in one_line_error(capsys)
     assert main(["library", "add", str(tmp_path / "absent")]) == 2
     assert main(["library"]) == 2
     assert main(["reduce", str(night), str(tmp_path / "x"), "--library", str(tmp_path / "no.sqlite")]) == 2
-    assert "no master library at" in last_error(capsys)
+    assert "no master library at" in one_line_error(capsys)
     assert [e.name for e in masterlib.open_entries(None)] == ["master_bias.fits", "master_dark_60s.fits",
                                                               "master_flat_r.fits"]

@@ -4,7 +4,6 @@ inputs. Every problem ends in one line and an exit status, never a traceback or 
 import errno
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,22 +16,15 @@ from ccdgui.cli import main
 from ccdgui.model import execute, fitsio
 from ccdgui.model.files import sha256_of
 
+from .conftest import one_line_error, simulated_folder
+
 SMALL = ["--size", "120", "90", "--n-bias", "3", "--n-dark", "3", "--n-flat", "3", "--n-light", "3",
          "--seed", "7"]
 
 
 @pytest.fixture
 def night(tmp_path):
-    folder = tmp_path / "night"
-    assert main(["simulate", str(folder), *SMALL]) == 0
-    shutil.rmtree(folder / "truth")
-    return folder
-
-
-def one_line_error(capsys) -> str:
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err and "Traceback" not in "\n".join(err)
-    return err[-1]
+    return simulated_folder(tmp_path, SMALL)
 
 
 def test_replay_reproduces_every_output_bit_for_bit(night, tmp_path, capsys):

@@ -149,3 +149,16 @@ def test_a_header_without_qa_and_hostile_values_give_no_figures():
     assert qa.from_header(fits.Header()).figures == []
     assert qa.header_gain(fits.Header({"GAIN": -1, "EGAIN": "x"})) is None
     assert qa.ascii_text("σ e⁻ ✓") == "sigma e- ?"
+
+
+def test_no_photon_transfer_gain_where_read_noise_dominates_the_flats(tmp_path):
+    """The guide's 700 e⁻ read noise against 20 000 e⁻ flats: a gain would be noise, so none is shown
+    (and no warning the astronomer can do nothing about)."""
+    night = tmp_path / "night"
+    assert main(["simulate", str(night), "--size", "200", "150", "--n-bias", "3", "--n-dark", "3",
+                 "--n-flat", "3", "--n-light", "1", "--read-noise", "700", "--seed", "2"]) == 0
+    assert main(["reduce", str(night), str(tmp_path / "out"), "--quiet"]) == 0
+    h = fits.getheader(tmp_path / "out" / "masters" / "master_flat_r.fits")
+    assert "QAFLAT" in h and "QAGAINPT" not in h
+    report = qa.from_header(h, "master_flat_r.fits")
+    assert not any("gain" in warning for warning in report.warnings)
