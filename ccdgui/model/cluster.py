@@ -189,6 +189,7 @@ class MasterJob:
     exptime: float | None
     filter: str | None
     inputs: tuple[InputJob, ...] = field(default_factory=tuple)
+    previous: tuple[str, dict] | None = None  # MasterPlan.previous: QA compared with the library's
 
 
 _CACHE: dict[tuple, tuple[MasterPlan, Frame]] = {}   # per worker process: masters read once
@@ -287,7 +288,8 @@ def _master_task(recipe: Recipe, master: MasterJob, outdir: str, protect: list[s
     result = combine.CombineResult(data=np.concatenate([b[1] for b in ordered]),
                                    count=np.concatenate([b[2] for b in ordered]))
     steps = [_worker_run(recipe, job)[1] for job in master.inputs]
-    plan = MasterPlan(master.kind, (), steps, name=master.name, exptime=master.exptime, filter=master.filter)
+    plan = MasterPlan(master.kind, (), steps, name=master.name, exptime=master.exptime, filter=master.filter,
+                      previous=master.previous)
     first_run, first_steps = _worker_run(recipe, master.inputs[0])
     result.qa = qa.InputSample.merged([b[3] for b in ordered], first_run.built.values())
     inputs = [first_run._apply(first_steps, with_flat=False)] + [s.frame for s in steps[1:]]
@@ -408,7 +410,7 @@ class _ClusterRun(_Run):
     def _build(self, master: MasterPlan) -> Generator[Progress, None, tuple[dict, float | str | None]]:
         client, recipe = self.client, self.recipe
         job = MasterJob(master.kind, master.name, master.output, master.exptime, master.filter,
-                        tuple(self._job(steps) for steps in master.inputs))
+                        tuple(self._job(steps) for steps in master.inputs), master.previous)
         scales = None
         if master.kind is FrameKind.MASTER_FLAT and recipe.flat_scaling != "none":
             if recipe.flat_scaling not in ("inverse_median", "inverse_mean"):

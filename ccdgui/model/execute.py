@@ -594,6 +594,10 @@ def _add_quality(header, combined: CombineResult, plan: MasterPlan, inputs: Sequ
     except (ValueError, ArithmeticError, IndexError, MemoryError) as exc:
         add_history(header, f"QA not measured: {exc}")
         return
+    if plan.previous is not None:  # the camera's previous master of this kind, from the library
+        source, figures = plan.previous
+        qa.compare_to_previous(report, {"figures": {key: {"value": value} for key, value in figures.items()}},
+                               source=source)
     report.write_header(header)
 
 

@@ -55,6 +55,7 @@ class MasterPlan:
     exptime: float | None = None
     filter: str | None = None
     library: LibraryMaster | None = None  # a master of the library: read from its file, not combined
+    previous: tuple[str, dict] | None = None  # the library's newest like master: (what it is, its QA*)
     _facts: library.Facts | None = field(default=None, init=False, repr=False)
 
     @property
@@ -282,6 +283,7 @@ def make_plan(frames: Sequence[Frame], recipe: Recipe, root: str | os.PathLike |
             for m in (steps.bias, steps.dark, steps.raw_dark, steps.flat) if m is not None}
     plan.library_masters = [m for m in plan.offered if id(m) in used]
     for master in plan.masters:
+        master.previous = _previous_in_library(master, plan.offered, recipe.match_temperature)
         if master.ncombine == 1:
             plan.notes.append(f"{master.name}: {master.kind.value} from 1 frame: noise not reduced")
     if not plan.lights:
@@ -573,6 +575,34 @@ def candidates(plan: Plan, steps: FrameSteps, kind: str) -> list[Candidate]:
         return (not candidate.chosen, closeness[0], from_library != plan.prefer_library, *closeness[1:])
 
     return sorted(found, key=rank)
+
+
+def _previous_in_library(master: MasterPlan, offered: Sequence[MasterPlan], within: float,
+                         ) -> tuple[str, dict] | None:
+    """The newest library master like ``master`` (kind, camera, size, binning, settings; a dark's exposure
+    and temperature within ``within`` °C; a flat's filter) that has QA figures, as (what it is, its QA*
+    keywords): the QA of the master built tonight is compared with it."""
+    if master.library is not None or not master.inputs:
+        return None
+    wanted = master.facts()
+    alike = []
+    for other in offered:
+        facts = other.facts()
+        same = (facts.kind, facts.instrument, facts.shape, facts.binning, facts.settings) == (
+            wanted.kind, wanted.instrument, wanted.shape, wanted.binning, wanted.settings)
+        if master.kind is FrameKind.MASTER_DARK:
+            same = same and (facts.exptime, facts.bias_subtracted) == (wanted.exptime, wanted.bias_subtracted)
+            if facts.temperature is not None and wanted.temperature is not None:
+                same = same and abs(facts.temperature - wanted.temperature) <= within
+        if master.kind is FrameKind.MASTER_FLAT:
+            same = same and facts.filter == wanted.filter
+        if same and other.library is not None and other.library.qa:
+            alike.append(other)
+    if not alike:
+        return None
+    newest = max(alike, key=lambda m: (m.library.night or "", m.library.added))  # type: ignore[union-attr]
+    entry = newest.library
+    return f"the library's {entry.stem} ({entry.night or 'undated'})", dict(entry.qa)  # type: ignore[union-attr]
 
 
 def _library_master(entry: LibraryMaster) -> MasterPlan:

@@ -745,6 +745,16 @@ class MainWindow(QMainWindow):
                     statuses[id(original)] = (f"will be skipped{reason}" if steps.skip
                                               else f"→ {steps.describe()}")
                     details[id(original)] = matched_masters_text(steps)
+            for master in self.plan.masters:  # a flat's bias and flat-dark, a dark's bias
+                for steps in master.inputs:
+                    original = by_name.get(steps.frame.name)
+                    if original is None or id(original) in statuses:
+                        continue
+                    used = steps.describe()
+                    after = "" if used == "nothing" else f" after {used}"
+                    statuses[id(original)] = f"→ {master.label}{after}"
+                    details[id(original)] = f"combined into {master.label}" + (
+                        "\n" + matched_masters_text(steps) if after else "")
             cost = estimate_run(self.plan, self.recipe, process=False)
             self.estimate_label.setText(f"Calibrate: {len(self.plan.masters)} masters, "
                                         f"~{cost.seconds:.1f} s, ~{cost.peak_bytes / 2**20:.0f} MB")

@@ -162,3 +162,24 @@ def test_no_photon_transfer_gain_where_read_noise_dominates_the_flats(tmp_path):
     assert "QAFLAT" in h and "QAGAINPT" not in h
     report = qa.from_header(h, "master_flat_r.fits")
     assert not any("gain" in warning for warning in report.warnings)
+
+
+def test_a_master_is_compared_with_the_camera_s_previous_master_in_the_library(tmp_path):
+    """Last month's masters in the library; tonight the read noise is 60 % higher: the new master bias
+    says so in its QA warnings (header and recipe.json), naming the library's master; darks agree."""
+    library = tmp_path / "library.sqlite"
+    common = ["--size", "300", "200", "--n-bias", "6", "--n-dark", "4", "--n-flat", "3", "--n-light", "1",
+              "--gain", "2", "--dark-current", "0.5"]
+    assert main(["simulate", str(tmp_path / "before"), *common, "--read-noise", "20", "--seed", "1"]) == 0
+    assert main(["reduce", str(tmp_path / "before"), str(tmp_path / "out1"), "--library", str(library),
+                 "--to-library", "--quiet"]) == 0
+    assert main(["simulate", str(tmp_path / "tonight"), *common, "--read-noise", "32", "--seed", "2"]) == 0
+    assert main(["reduce", str(tmp_path / "tonight"), str(tmp_path / "out2"), "--library", str(library),
+                 "--quiet"]) == 0
+    bias = qa.from_header(fits.getheader(tmp_path / "out2/masters/master_bias.fits"), "master_bias.fits")
+    said = [w for w in bias.warnings if w.startswith("read noise")]
+    assert said and "+60%" in said[0] and "the library's master_bias" in said[0]
+    values = json.loads((tmp_path / "out2/recipe.json").read_text())["values"]
+    assert said[0] in values["master_bias.fits"]["qa"]["warnings"]
+    before = qa.from_header(fits.getheader(tmp_path / "out1/masters/master_bias.fits"), "master_bias.fits")
+    assert not any("library" in w for w in before.warnings)  # nothing to compare with the first time
