@@ -1062,7 +1062,8 @@ class MainWindow(QMainWindow):
         if geometry is None or not self.restoreGeometry(geometry):
             self.setGeometry(first_geometry(self.available_geometry()))
             docks_width = max(240, min(400, self.width() // 4))
-            self.resizeDocks([self.library_dock, self.params_dock], [docks_width, max(280, docks_width - 60)],
+            # the parameters keep room for their labels, values and the tabs down the side
+            self.resizeDocks([self.library_dock, self.params_dock], [docks_width - 20, max(310, docks_width)],
                              Qt.Orientation.Horizontal)
         if state is not None:
             self.restoreState(state)

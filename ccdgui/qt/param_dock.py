@@ -181,9 +181,25 @@ class ParamDock(QWidget):
     def add_tab(self, title: str, widget: QWidget, tooltip: str = "") -> int:
         """Add a task's tab (QA, masters…) after the built-in ones; returns its index."""
         index = self.tabs.addTab(widget, title)
+        self._place_tabs()
         if tooltip:
             self.tabs.setTabToolTip(index, tooltip)
         return index
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        """Tabs along the top while their titles fit the dock's width, else down its side (every tab
+        stays one click away on a narrow dock instead of behind scroll arrows)."""
+        super().resizeEvent(event)
+        self._place_tabs()
+
+    def _place_tabs(self) -> None:
+        metrics = self.tabs.tabBar().fontMetrics()
+        needed = sum(metrics.horizontalAdvance(title) + 2 * metrics.averageCharWidth() + 16
+                     for title in self.tab_titles())
+        position = QTabWidget.TabPosition
+        wanted = position.North if needed <= self.width() else position.West
+        if self.tabs.tabPosition() != wanted:
+            self.tabs.setTabPosition(wanted)
 
     def tab_titles(self) -> list[str]:
         return [self.tabs.tabText(i) for i in range(self.tabs.count())]

@@ -237,3 +237,19 @@ def test_view_layouts_and_the_automatic_choice(qtbot, settings):
     win.set_view_layout("single")
     assert win.calibrated_view.isHidden() and settings.value("view_layout") == "single"
     assert [a.data() for a in win.layout_actions.actions() if a.isChecked()] == ["single"]
+
+
+def test_every_parameter_tab_is_one_click_away_on_a_narrow_dock(qtbot, window):
+    """Six tabs do not fit across a laptop's 310 px dock: they go down its side instead of hiding
+    behind scroll arrows, and come back along the top when the dock is wide."""
+    from PyQt6.QtWidgets import QTabWidget
+
+    tabs = window.params.tabs
+    assert window.params.tab_titles()[:2] in (["Recipe", "Simulation"], ["Simulation", "Recipe"])
+    assert {"Stack", "QA", "Compare", "Masters"} <= set(window.params.tab_titles())
+    window.params.resize(310, 600)
+    qtbot.waitUntil(lambda: tabs.tabPosition() == QTabWidget.TabPosition.West)
+    bar = tabs.tabBar()
+    assert all(bar.rect().contains(bar.tabRect(i)) for i in range(bar.count()))
+    window.params.resize(900, 600)
+    qtbot.waitUntil(lambda: tabs.tabPosition() == QTabWidget.TabPosition.North)
