@@ -387,9 +387,6 @@ def _reduce(args: argparse.Namespace, recipe, paths: list[Path], indir: Path, ou
         print(f"estimate: {cost}")
         return 0
     _refuse_changed_library_masters(plan)
-    if plan.library_masters and getattr(args, "scheduler", None):
-        raise CliError("masters from the library cannot be used on a cluster yet: run without --scheduler, "
-                       "or with --no-library", EXIT_USAGE)
     if not plan.masters and not any(not s.skip for s in plan.lights):
         for note in plan.notes:
             print(f"ccdgui: note: {note}", file=sys.stderr)

@@ -371,7 +371,9 @@ class _ClusterRun(_Run):
 
     # masters -------------------------------------------------------------------------------------
     def masters(self, scratch: str) -> Generator[Progress, None, None]:
-        self.engine.check_paths([str(Path(p).resolve()) for p in self.inputs], self.outdir)
+        library = [str(Path(m.library.path).resolve()) for m in self.plan.library_masters]  # type: ignore[union-attr]
+        self.engine.check_paths([*(str(Path(p).resolve()) for p in self.inputs), *library], self.outdir)
+        self._library_masters()
         for master in self.plan.masters:
             self.cancel.check()
             if any(self._failed_master(steps) for steps in master.inputs):
@@ -393,9 +395,33 @@ class _ClusterRun(_Run):
                 self.norms[id(master)] = norm
             self.refs[id(master)] = MasterRef(master.kind, master.name, master.exptime,
                                               str(path.resolve()), norm if isinstance(norm, float) else None)
-        for master in self.plan.masters:  # recorded in the local engine's order
+        for master in [*self.plan.masters, *self.plan.library_masters]:  # in the local engine's order
             if master.kind is FrameKind.MASTER_FLAT and isinstance(self.norms.get(id(master)), float):
                 self.values.setdefault(master.name, {})["norm"] = self.norms[id(master)]
+
+    def _library_masters(self) -> None:
+        """Masters from the library are read by the tasks straight from the library's folder (which the
+        workers must see under the same path); each is checked against its sha256 here first, as the
+        local engine does, and a flat's normalisation is measured once."""
+        from . import masterlib
+
+        for master in self.plan.library_masters:
+            entry = master.library
+            problem = masterlib.entry_problem(entry)
+            if problem is not None:
+                self.failed[id(master)] = f"library master {problem}: refused"
+                self.result.problems.append(self.failed[id(master)])
+                continue
+            norm = None
+            if master.kind is FrameKind.MASTER_FLAT:
+                try:
+                    flat = fitsio.read_frame(entry.path)
+                    norm = calibrate.flat_norm_value(flat, self.recipe.flat_normalise)
+                    self.norms[id(master)] = norm
+                except calibrate.CalibrationError as exc:
+                    self.norms[id(master)] = exc
+            self.refs[id(master)] = MasterRef(master.kind, master.name, master.exptime,
+                                              str(Path(entry.path).resolve()), norm)
 
     def _failed_master(self, steps: FrameSteps) -> str | None:
         for master in (steps.raw_dark, steps.bias, steps.dark):

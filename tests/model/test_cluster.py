@@ -178,3 +178,37 @@ def test_reduce_with_scheduler_local_runs_there_and_records_it(night, tmp_path):
     here, there = (json.loads((tmp_path / name / "recipe.json").read_text()) for name in ("here", "there"))
     assert there["outputs"] == here["outputs"] and "cluster" not in here
     assert there["cluster"]["workers"] == 1 and "scheduler" not in there["recipe"]
+
+
+@needs_distributed
+def test_library_masters_on_the_cluster_are_bit_for_bit_the_local_ones(engine, shared_data, tmp_path):
+    """The UMD r night's bias and darks from the master library, its lights and flats tonight: the
+    cluster's tasks read the library's files and give the local engine's bytes; a changed library
+    master is refused there too, with its lights noted."""
+    from ccdgui.model import masterlib
+
+    night = shared_data("umd_st8_ngc520/2018-10-19_r")
+    whole = drive(intake.intake([night], medians=False)).frames
+    built = make_plan(whole, Recipe(), root=night)
+    drive(execute.execute(built, Recipe(), tmp_path / "first"))
+    with masterlib.Library(tmp_path / "lib" / "library.sqlite") as lib:
+        lib.add_run(built, tmp_path / "first")
+        entries = [e for e in lib.entries() if e.kind != "flat"]
+    tonight = [f for f in whole if f.kind.value in ("light", "flat")]
+    plan = make_plan(tonight, Recipe(), root=night, masters=entries)
+    assert {m.name for m in plan.library_masters} == {"master_bias.fits", "master_dark_300s.fits",
+                                                      "master_dark_3s.fits"}
+    here = drive(execute.execute(plan, Recipe(), tmp_path / "here"))
+    there = drive(execute.execute(plan, Recipe(), tmp_path / "there", engine=engine))
+    assert digests(there) == digests(here) and len(digests(here)) == 4  # the flat and three lights
+    assert there.record["values"] == here.record["values"]
+    assert there.record["library_masters"] == here.record["library_masters"]
+    bias = next(e for e in entries if e.kind == "bias")
+    os.chmod(bias.path, 0o644)
+    with open(bias.path, "r+b") as handle:
+        handle.seek(20000)
+        handle.write(b"X")
+    plan = make_plan(tonight, Recipe(), root=night, masters=entries)
+    changed = drive(execute.execute(plan, Recipe(), tmp_path / "changed", engine=engine))
+    assert any("library master" in p and "refused" in p for p in changed.problems)
+    assert not changed.calibrated
