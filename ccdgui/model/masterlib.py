@@ -344,11 +344,15 @@ class Library:
                                  entry.night)
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.part")
-        shutil.copyfile(source, partial)
-        if sha256_of(partial) != entry.sha256:
-            partial.unlink()
-            raise OSError(f"{source.name} changed while it was copied")
-        os.replace(partial, target)
+        try:
+            shutil.copyfile(source, partial)
+            if sha256_of(partial) != entry.sha256:
+                raise OSError(f"{source.name} changed while it was copied")
+            os.chmod(partial, 0o444)  # a library master is never edited in place (check finds it if it is)
+            os.replace(partial, target)
+        except BaseException:  # a full disk, a changed source, Ctrl-C: no partial copy is left behind
+            partial.unlink(missing_ok=True)
+            raise
         entry.path, entry.name = str(target.resolve()), target.name
         entry.added = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         data = entry.to_dict()

@@ -2,6 +2,7 @@
 calibrate another, a changed library file is reported and refused, replay names and checks them."""
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -73,6 +74,7 @@ def test_a_changed_library_file_is_reported_by_check_and_refused_by_reduce_and_r
     capsys.readouterr()
     assert main(["library", "check"]) == 0
     dark = next(e for e in masterlib.open_entries(None) if e.kind == "dark")
+    os.chmod(dark.path, 0o644)  # library copies are read-only
     with open(dark.path, "r+b") as handle:
         handle.seek(-8, 2)
         handle.write(b"12345678")

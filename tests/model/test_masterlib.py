@@ -1,5 +1,6 @@
 """The master library: an SQLite index of master files copied beside it; add, list, remove, check."""
 
+import os
 import sqlite3
 
 import numpy as np
@@ -110,6 +111,7 @@ def test_list_filters_by_kind_and_camera_remove_and_check(lib, tmp_path):
     assert [e.name for e in lib.entries(camera="Other")] == [bias.name]
     assert lib.check() == []
     stored = lib.entries(kind="dark")[0]
+    os.chmod(stored.path, 0o644)  # library copies are read-only
     with open(stored.path, "r+b") as handle:  # changed on disk
         handle.seek(-4, 2)
         handle.write(b"\1\2\3\4")
@@ -145,3 +147,31 @@ def test_the_database_survives_reopening_and_is_plain_sqlite(tmp_path, monkeypat
     assert not (tmp_path / "absent").exists()
     with pytest.raises(LibraryError, match="no master library"):
         masterlib.open_entries(tmp_path / "none.sqlite")
+
+
+def test_library_copies_are_read_only_and_a_failed_copy_leaves_nothing(tmp_path, monkeypatch):
+    """A master in the library is not edited in place by accident; a copy that fails (a full disk)
+    leaves no partial file and no entry."""
+    import errno
+    import shutil as shell
+
+    from ccdgui.model import masterlib as ml
+
+    source = tmp_path / "m"
+    source.mkdir()
+    write_master(source / "master_bias.fits", "MASTER BIAS", exptime=0.0)
+    with ml.Library(tmp_path / "lib" / "library.sqlite") as lib:
+        stored = lib.add([source / "master_bias.fits"]).added[0]
+        assert os.stat(stored.path).st_mode & 0o222 == 0
+        write_master(source / "master_dark.fits")
+
+        def full_disk(src, dst, *args, **kwargs):
+            with open(dst, "wb") as handle:
+                handle.write(b"\0" * 100)
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(shell, "copyfile", full_disk)
+        result = lib.add([source / "master_dark.fits"])
+        assert not result.added and "No space left" in str(result.skipped)
+        assert [e.name for e in lib.entries()] == ["master_bias.fits"]
+    assert not list((tmp_path / "lib").rglob("*.part"))

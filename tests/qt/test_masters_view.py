@@ -1,6 +1,8 @@
 """The Masters view (the library as a sortable, filterable table with QA figures; add, remove, check)
 and a light's ranked choice of masters, recorded in the recipe and honoured by the plan."""
 
+import os
+
 import numpy as np
 from astropy.io import fits
 from PyQt6.QtCore import Qt
@@ -53,6 +55,7 @@ def test_the_table_sorts_filters_shows_qa_and_checks(qtbot, tmp_path):
     assert column_texts(view, "Set T") == ["−10.0 °C"]
     view.camera_box.setCurrentText("All")
     entry = lib.find("master_dark_30s")
+    os.chmod(entry.path, 0o644)  # library copies are read-only
     with open(entry.path, "r+b") as handle:
         handle.seek(-4, 2)
         handle.write(b"\1\1\1\1")
