@@ -69,6 +69,9 @@ def _pixel(args: argparse.Namespace) -> int:
             stacks = [inspector.stack(name, args.x, args.y) for name in names]
     except InspectError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
+    if master is None:
+        for used in inspector.library_masters_of(args.master):
+            print(f"ccdgui: {used} came from the master library: not built in this run", file=sys.stderr)
     if args.json:
         data = [s.to_dict() for s in stacks]
         print(json.dumps(data[0] if master is not None else data, indent=2))

@@ -139,11 +139,26 @@ class Inspector:
         return [m.name for m in self.plan.masters]
 
     def light_masters(self, light: str) -> list[str]:
-        """The masters a light used (bias, dark, flat), by its recorded file name or its base name."""
+        """The masters this run built that a light used (bias, dark, flat), by the light's recorded file
+        name or its base name. A light whose masters all came from the master library raises
+        InspectError saying so (their stacks belong to the runs that built them)."""
+        used = self._used_by(light)
+        built = [m.name for m in used if m.library is None]
+        if used and not built:
+            raise InspectError(f"{light} used only masters from the master library "
+                               f"({', '.join(m.label for m in used)}): their stacks belong to the runs "
+                               "that built them")
+        return built
+
+    def library_masters_of(self, light: str) -> list[str]:
+        """The masters from the library a light used, as 'master_bias.fits (2018-10-18)'."""
+        return [f"{m.library.name} ({m.library.night or 'undated'})" for m in self._used_by(light)
+                if m.library is not None]
+
+    def _used_by(self, light: str) -> list:
         for steps in self.plan.lights:
             if light in (steps.source, Path(steps.source).name, steps.output, Path(steps.output).name):
-                used = (steps.bias, steps.dark or steps.raw_dark, steps.flat)
-                return [m.name for m in used if m is not None]
+                return [m for m in (steps.bias, steps.dark or steps.raw_dark, steps.flat) if m is not None]
         raise InspectError(f"no light {light!r} in this run")
 
     def master_named(self, name: str) -> str | None:

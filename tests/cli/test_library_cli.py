@@ -112,3 +112,22 @@ def test_add_list_remove_and_their_one_line_errors(night, tmp_path, capsys):
     assert "no master library at" in one_line_error(capsys)
     assert [e.name for e in masterlib.open_entries(None)] == ["master_bias.fits", "master_dark_60s.fits",
                                                               "master_flat_r.fits"]
+
+
+def test_inspect_pixel_of_a_light_shows_the_stacks_built_tonight_and_names_the_library_s(
+        night, tmp_path, capsys):
+    library = tmp_path / "lib.sqlite"
+    assert main(["reduce", str(night), str(tmp_path / "first"), "--library", str(library), "--to-library",
+                 "--quiet"]) == 0
+    tonight = tmp_path / "tonight"
+    tonight.mkdir()
+    for path in night.iterdir():
+        if not path.name.startswith("bias"):
+            shutil.copy2(path, tonight / path.name)
+    assert main(["reduce", str(tonight), str(tmp_path / "out"), "--library", str(library), "--quiet"]) == 0
+    capsys.readouterr()
+    light = sorted(p.name for p in tonight.glob("light*"))[0]
+    assert main(["inspect", "pixel", str(tmp_path / "out"), "--master", light, "--x", "3", "--y", "4"]) == 0
+    out, err = capsys.readouterr()
+    assert "master_bias.fits (" in err and "came from the master library" in err
+    assert "master_dark_" in out and "master_flat_" in out and "master_bias" not in out
