@@ -240,7 +240,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     outdir: Path = args.outdir
     if outdir.exists() and not outdir.is_dir():
         raise CliError(f"{outdir} exists and is not a folder", EXIT_USAGE)
-    total = params.n_bias + params.n_dark + len(params.filters) * (params.n_flat + params.n_light)
+    total = params.n_frames
     names = [*simulate.frame_names(params), "truth/flat.fits", "truth/sky_stars.fits"]
     existing = [name for name in names if (outdir / name).exists()]
     if existing and not args.overwrite:

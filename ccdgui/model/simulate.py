@@ -51,6 +51,14 @@ class SimParams:
     filters: tuple[str, ...] = field(default=("r",))
     seed: int = 0
 
+    @property
+    def n_frames(self) -> int:
+        return self.n_bias + self.n_dark + len(self.filters) * (self.n_flat + self.n_light)
+
+    def memory_bytes(self) -> int:
+        """About what the night holds in memory: every frame in float32 and the camera's truth maps."""
+        return (self.n_frames + 3) * self.nx * self.ny * 4
+
 
 @dataclass
 class Night:

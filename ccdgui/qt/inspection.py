@@ -10,6 +10,7 @@ come back to the GUI thread through a queued signal, and a result for a supersed
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import itertools
 import math
@@ -159,7 +160,7 @@ class ComparePanel(QWidget):
         verdict = "as theory says" if abs(report.ratio - 1) < 0.05 else "NOT as theory says"
         self.budget_title.setText(f"<b>{name}</b> − truth: measured σ {report.measured_sigma:.4g} ADU, "
                                   f"expected {report.predicted_sigma:.4g} ADU (ratio {report.ratio:.3f}, "
-                                  f"{verdict}) over {report.pixels} pixels")
+                                  f"{verdict}) over {report.pixels:,} pixels")
 
     def budget_rows(self) -> dict[str, str]:
         """The table as {term: σ text} (for tests and copy)."""
@@ -335,7 +336,7 @@ class InspectionController(QObject):
         self.stack_view.title.setText(f"Reading the stack of {frame.name} at x = {x + 1}, y = {y + 1}…")
         self._show_tab(self.stack_view)
         self._submit("stack", self._stacks_at, record, frame.name, kind.value.startswith("master"),
-                     x + 1, y + 1)
+                     x + 1, y + 1, frame.path)
 
     def _mark(self, frame: Frame, x: int, y: int) -> None:
         """A cross on the inspected pixel of the view showing ``frame`` (removed by the next frame)."""
@@ -362,7 +363,8 @@ class InspectionController(QObject):
             return outdir / provenance.RECORD_NAME
         return outdir / INSPECT_RECORD
 
-    def _stacks_at(self, record: Path, name: str, is_master: bool, x: int, y: int) -> list:
+    def _stacks_at(self, record: Path, name: str, is_master: bool, x: int, y: int,
+                   path: Path | None = None) -> list:
         """(worker) The stacks at 1-based (x, y) of a master, or of the masters a light used."""
         if record.name == INSPECT_RECORD and not record.is_file():
             self._write_simulated_inputs(record)
@@ -370,10 +372,15 @@ class InspectionController(QObject):
         if key not in self._inspectors:
             self._inspectors = {key: Inspector(record)}  # one run at a time: the window keeps one
         inspector = self._inspectors[key]
-        names = [name] if is_master else inspector.light_masters(name)
+        if is_master:
+            return StackList(inspector.stack(name, x, y) for name in [name])
+        light = light_key(inspector, name, path)
+        names = inspector.light_masters(light)
         if not names:
             raise InspectError(f"{name} used no master")
-        return [inspector.stack(master, x, y) for master in names]
+        stacks = StackList(inspector.stack(master, x, y) for master in names)
+        stacks.library = inspector.library_masters_of(light)
+        return stacks
 
     def _write_simulated_inputs(self, record: Path) -> None:
         """(worker) Write the simulated night's frames as FITS in the session folder and a copy of the
@@ -398,9 +405,12 @@ class InspectionController(QObject):
         self.last_stacks = stacks
         self.stack_view.set_stacks(stacks)
         self._show_tab(self.stack_view)
+        library = getattr(stacks, "library", [])
+        also = f"; from the master library (stacks in the runs that built them): {', '.join(library)}" \
+            if library else ""
         if stacks:
             self._status(f"Stack of {stacks[0].master} at x={stacks[0].x} y={stacks[0].y}: "
-                         f"{stacks[0].count} of {len(stacks[0].frames)} values kept", 6000)
+                         f"{stacks[0].count} of {len(stacks[0].frames)} values kept{also}", 12000)
 
     # --- views -------------------------------------------------------------------------------------------
     def _light_pair(self) -> tuple[Frame | None, Frame | None]:
@@ -414,19 +424,23 @@ class InspectionController(QObject):
             return current, self.window.counterpart(current)
         return current, None
 
+    def _steps_of(self, light: Frame | None):
+        """The plan's steps for this raw light: the very frame first (two nights' lights may share a
+        name), else the first of its name."""
+        lights = self.window.plan.lights if self.window.plan is not None and light is not None else []
+        return next((s for s in lights if s.frame is light), None) or next(
+            (s for s in lights if s.frame.name == light.name), None)
+
     def _master_used(self, light: Frame | None, kind: str) -> Frame | None:
-        plan = self.window.plan
-        if light is None or plan is None:
+        steps = self._steps_of(light)
+        if steps is None:
             return None
-        for steps in plan.lights:
-            if steps.frame.name == light.name:
-                role = {"master bias": steps.bias, "master dark": steps.dark or steps.raw_dark,
-                        "master flat": steps.flat}[kind]
-                if role is None:
-                    return None
-                return next((m for m in self.window.masters if m.name == Path(role.output).name
-                             or m.name == role.name), None)
-        return None
+        role = {"master bias": steps.bias, "master dark": steps.dark or steps.raw_dark,
+                "master flat": steps.flat}[kind]
+        if role is None:
+            return None
+        return next((m for m in self.window.masters if m.name == Path(role.output).name
+                     or m.name == role.name), None)
 
     def refresh_views(self) -> None:
         """Show in each view what the Compare tab asks for (the default raw | calibrated is the
@@ -455,10 +469,7 @@ class InspectionController(QObject):
         sources = {"raw": raw, "calibrated": calibrated, "minus": minus}
         for kind in ("master bias", "master dark", "master flat"):
             sources[kind] = self._master_used(raw, kind)
-        light = None
-        if raw is not None and calibrated is not None:
-            light = next((s for s in (self.window.plan.lights if self.window.plan else [])
-                          if s.frame.name == raw.name), None)
+        light = self._steps_of(raw) if raw is not None and calibrated is not None else None
         return {"modes": {"left": left, "right": right}, "sources": sources, "steps": light,
                 "sim": self.sim_params if self.window.simulated else None,
                 "display": dataclasses.replace(self.window.display),
@@ -552,11 +563,13 @@ class InspectionController(QObject):
             return
         if on:
             self._blink_back = (left.data, left._title, left.frame, getattr(left, "label", None))
+            self._blink_frame = window.current
             self._locked = left.levels
             shown = (right.data, right._title, right.frame, window.view_label(right))
-        elif getattr(self, "_blink_back", None) is not None:
+        elif getattr(self, "_blink_back", None) is not None and self._blink_frame is window.current:
             shown = self._blink_back
-        else:
+        else:  # another frame was chosen meanwhile: the views show it already, never the old one
+            self.blinking, self._blink_back = False, None
             return
         self.blinking = on
         data, title, frame, label = shown
@@ -587,9 +600,10 @@ class InspectionController(QObject):
 
     def set_compass(self, on: bool) -> None:
         """Show or hide north/east arrows on both views."""
-        self.compass.blockSignals(True)
-        self.compass.setChecked(on)
-        self.compass.blockSignals(False)
+        for toggle in (self.compass, self.compass_action):  # both say it, so a new frame redraws it
+            toggle.blockSignals(True)
+            toggle.setChecked(on)
+            toggle.blockSignals(False)
         for view in (self.window.raw_view, self.window.calibrated_view):
             self._remove_compass(view)
             if on:
@@ -628,6 +642,25 @@ class InspectionController(QObject):
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+class StackList(list):
+    """A light's stacks, with ``library``: the masters it used from the master library (no stack here)."""
+
+    library: list[str] = []
+
+
+def light_key(inspector: Inspector, name: str, path: Path | None) -> str:
+    """How the run's record names a light: its path under the run's folder (a calibrated output) or
+    under the input root (a raw light), so two nights' lights of one name are told apart; else its
+    name."""
+    if path is None:
+        return name
+    for root in (inspector.outdir, inspector.record.get("input_root")):
+        if root:
+            with contextlib.suppress(ValueError, OSError):
+                return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    return name
 
 
 def budget_inputs(params: SimParams, steps, combine: str) -> dict:

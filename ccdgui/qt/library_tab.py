@@ -30,6 +30,7 @@ from PyQt6.QtWidgets import (
 )
 
 from ..model import masterlib
+from ..model.frame import FrameKind
 from ..model.masterlib import Library, LibraryError
 from ..model.progress import Progress
 from .masters_view import COLUMNS, MasterChoice, MastersView, record_choice
@@ -290,8 +291,10 @@ class LibraryController(QObject):
         plan = self.window.plan
         if frame is None or plan is None:
             return None
-        return next((s for s in [*plan.lights, *(i for m in plan.masters for i in m.inputs)]
-                     if s.frame.name == frame.name), None)
+        steps = [*plan.lights, *(i for m in plan.masters for i in m.inputs)]
+        raw = self.window.counterpart(frame) if frame.kind is FrameKind.CALIBRATED else frame
+        return next((s for s in steps if s.frame is raw), None) or next(  # two nights may share names
+            (s for s in steps if s.frame.name == frame.name), None)
 
     def show_light(self, frame) -> None:
         steps = self.steps_of(frame)

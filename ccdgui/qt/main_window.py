@@ -30,7 +30,7 @@ from PyQt6.QtWidgets import (
 )
 
 from .. import __version__
-from ..model import display, execute, fitsio, provenance
+from ..model import compressed, display, execute, fitsio, provenance
 from ..model.display import DisplayState
 from ..model.estimate import estimate_run
 from ..model.frame import Frame, FrameKind
@@ -77,7 +77,7 @@ def frame_label(frame: Frame, kind: FrameKind | None = None) -> str:
     kind = kind or frame.kind
     if kind is FrameKind.CALIBRATED or kind.value.startswith("master"):
         return kind.value
-    return f"raw {kind.value}"
+    return "raw frame" if kind is FrameKind.UNKNOWN else f"raw {kind.value}"  # never 'raw unknown'
 
 
 def frame_unit(frame: Frame | None) -> str:
@@ -93,9 +93,33 @@ CLOSE_WAIT_MS = 700  # the longest a closing window waits for its cancelled job'
 
 
 # --- jobs: model generators wrapped for the runner (no science here) -----------------------------------
+def shared_tail(a: Path | None, b: Path | None) -> int:
+    """How many trailing parts (file name, then folders) two paths share (0 when either is None)."""
+    if a is None or b is None:
+        return 0
+    count = 0
+    for x, y in zip(reversed(a.parts), reversed(b.parts), strict=False):
+        if x != y:
+            break
+        count += 1
+    return count
+
+
+def simulation_too_big(params: SimParams, limit: int | None = None) -> str:
+    """Why a simulated night would not fit in memory (it lives there whole: every frame, the truth), or
+    "" when it fits in ``limit`` bytes (default half the physical memory)."""
+    need = params.memory_bytes()
+    limit = compressed.inflate_limit() if limit is None else limit
+    if need <= limit:
+        return ""
+    return (f"Not simulated: {params.n_frames} frames of {params.nx} x {params.ny} need about "
+            f"{need / 1e9:.1f} GB of memory, more than the {limit / 1e9:.1f} GB this computer can spare; "
+            "make fewer or smaller frames in the Simulation tab")
+
+
 def simulate_job(params: SimParams):
     def work(token):
-        total = params.n_bias + params.n_dark + len(params.filters) * (params.n_flat + params.n_light)
+        total = params.n_frames
         frames = []
         for frame in iter_night(params):
             token.check()
@@ -270,6 +294,7 @@ class MainWindow(QMainWindow):
         self.estimate_label.setToolTip("What Calibrate will cost, estimated from the frames' sizes before "
                                        "it starts (stacks larger than the recipe's memory limit stream "
                                        "from disk)")
+        self.estimate_label.setContentsMargins(16, 0, 0, 0)  # apart from the message before it
         bar.addPermanentWidget(self.estimate_label)
         self.notes_button = QPushButton("")
         self.notes_button.setFlat(True)
@@ -492,6 +517,11 @@ class MainWindow(QMainWindow):
 
     def simulate(self) -> None:
         """Replace the session with a new simulated night (in a worker)."""
+        too_big = simulation_too_big(self.sim)  # said before asking to discard anything
+        if too_big:
+            self.statusBar().showMessage(too_big, 15000)
+            QMessageBox.information(self, "ccdgui", too_big)
+            return
         if not self.discard_ok("Simulate a new night"):
             return
         self.statusBar().showMessage("Simulating a night…")
@@ -787,9 +817,12 @@ class MainWindow(QMainWindow):
 
     # --- display --------------------------------------------------------------------------------------
     def counterpart(self, frame: Frame) -> Frame | None:
-        """The calibrated version of a raw light, or the raw light of a calibrated frame."""
+        """The calibrated version of a raw light, or the raw light of a calibrated frame (two nights'
+        lights may share a name: the one in the same-named folders wins, as the run's outputs keep the
+        inputs' subfolders)."""
         pool = self.raw if frame.kind is FrameKind.CALIBRATED else self.calibrated
-        return next((f for f in pool if f.name == frame.name and f is not frame), None)
+        same = [f for f in pool if f.name == frame.name and f is not frame]
+        return max(same, key=lambda f: shared_tail(f.path, frame.path), default=None)
 
     def show_frame(self, frame: Frame) -> None:
         self.current, self.blinked = frame, False
@@ -808,8 +841,10 @@ class MainWindow(QMainWindow):
             self.calibrated_view.show_frame(right.data, title, self._limits(right.data), lut,
                                             bayer=self._bayer(right), frame=right)
         else:
-            text = ("Press Calibrate to see\nthe calibrated frame" if not self.calibrated
-                    else "No calibrated version\nof this frame")
+            is_light = self.recipe.kind_of(frame) is FrameKind.LIGHT
+            text = ("Press Calibrate to see\nthe calibrated frame" if is_light and not self.calibrated
+                    else "No calibrated version\nof this frame" if is_light
+                    else "Only lights have a\ncalibrated version")
             self.calibrated_view.placeholder(text)
         if self.layout_name == "auto":
             self.set_view_layout("auto")
@@ -883,7 +918,10 @@ class MainWindow(QMainWindow):
             return
         other = self.counterpart(self.current)
         if other is None:
-            self.statusBar().showMessage("Nothing to blink with: calibrate first", 3000)
+            why = ("only a light has a calibrated version to blink with"
+                   if self.recipe.kind_of(self.current) is not FrameKind.LIGHT
+                   else "this light was not calibrated (see Notes)" if self.calibrated else "calibrate first")
+            self.statusBar().showMessage(f"Nothing to blink with: {why}", 3000)
             return
         raw, calibrated = ((self.current, other) if self.current.kind is not FrameKind.CALIBRATED
                            else (other, self.current))

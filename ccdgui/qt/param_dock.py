@@ -148,6 +148,12 @@ def _with_button(area: QScrollArea, button: QPushButton) -> QWidget:
     return page
 
 
+#: The recipe settings that only one rejection uses (greyed under the others).
+REJECTION_SETTINGS = {"sigma_low": "sigma", "sigma_high": "sigma", "sigma_center": "sigma",
+                      "sigma_spread": "sigma", "sigma_iterations": "sigma",
+                      "minmax_low": "minmax", "minmax_high": "minmax"}
+
+
 class ParamDock(QWidget):
     """Emits ``simulate_requested`` and ``calibrate_requested`` from its buttons."""
 
@@ -167,6 +173,7 @@ class ParamDock(QWidget):
         self.calibrate_button.setStyleSheet("font-weight: bold; padding: 6px;")
         self.calibrate_button.clicked.connect(self.calibrate_requested)
         self.recipe_page = _with_button(_scrolling(*self._recipe_boxes(recipe)), self.calibrate_button)
+        self._follow_rejection(recipe)
         self.simulate_button = QPushButton("Simulate night")
         self.simulate_button.setToolTip("Make a new night of raw frames with these settings (Ctrl+N).")
         self.simulate_button.setStyleSheet("padding: 6px;")
@@ -234,6 +241,19 @@ class ParamDock(QWidget):
             form.addRow(check)
             self.widgets[f"sim.{name}"] = check
         return box
+
+    def _follow_rejection(self, recipe: Recipe) -> None:
+        """Grey the settings the chosen rejection does not use (the min/max counts under sigma
+        clipping, the σ thresholds under min/max), so the dock never suggests they apply."""
+        def show(reject) -> None:
+            for name, uses in REJECTION_SETTINGS.items():
+                widget = self.widgets.get(f"recipe.{name}")
+                if widget is not None:
+                    widget.setEnabled(reject == uses)
+
+        recipe.events.reject.connect(show)
+        self.destroyed.connect(lambda *_: recipe.events.reject.disconnect(show))
+        show(recipe.reject)
 
     def _recipe_boxes(self, recipe: Recipe) -> list[QGroupBox]:
         """A group box per dock group of the recipe schema, each option's widget built from its entry."""

@@ -64,6 +64,7 @@ class StackInspector(QWidget):
         self.plot_widget.getAxis("left").enableAutoSIPrefix(False)
         layout.addWidget(self.plot_widget, 1)
         self.legend = QLabel("")
+        self.legend.setWordWrap(True)
         self.legend.setStyleSheet(f"background: {BACKGROUND}; color: #c8c8c8; padding: 1px 6px;")
         layout.addWidget(self.legend)
         self.hover = QLabel(" ")
@@ -171,7 +172,8 @@ class StackInspector(QWidget):
         if math.isfinite(stack.centre):
             parts.append("<span style='color:#c8c8c8'>┅</span> centre")
             parts.append("<span style='color:#e06666'>┈</span> clip bounds")
-        return "&nbsp;&nbsp;&nbsp;".join(parts)
+        # an entry never breaks; a narrow dock wraps the legend between entries instead of cutting it
+        return "&nbsp;&nbsp; ".join(f"<span style='white-space:nowrap'>{part}</span>" for part in parts)
 
     @staticmethod
     def _summary_html(stack: PixelStack) -> str:
