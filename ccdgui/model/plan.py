@@ -275,6 +275,10 @@ def make_plan(frames: Sequence[Frame], recipe: Recipe, root: str | os.PathLike |
     for master in flats.values():
         for step in master.inputs:
             plan.notes.extend(f"flat {step.frame.name}: {note}" for note in step.notes)
+        if not any(s.bias or s.dark or s.raw_dark or "OVERSCAN" in s.frame.header for s in master.inputs):
+            plan.notes.append(f"{master.name}: flats combined without bias or dark subtraction (no master "
+                              f"bias or dark for {library.describe_camera_key(master.key[0])}): their "
+                              "offset stays in the flat and weakens its correction")
 
     plan.masters = [*biases.values(), *darks.values(), *flats.values()]
     plan.lights = [steps_for(f, biases, darks, flats) for f in by_kind.get(FrameKind.LIGHT, [])]
@@ -463,8 +467,8 @@ def _steps_for(frame: Frame, recipe: Recipe, biases: dict | None = None, darks: 
             steps.flat = _decide(steps, "flat", tonight, flats.values(), offered, recipe, mark)
             if steps.flat is None:
                 steps.notes.append(f"no master flat for filter {frame.filter or '(none)'} at {where}")
-    if not (steps.bias or steps.dark or steps.raw_dark or steps.flat):
-        if overscan and frame.kind is FrameKind.LIGHT:
+    if not (steps.bias or steps.dark or steps.raw_dark or steps.flat) and frame.kind is FrameKind.LIGHT:
+        if overscan:
             steps.notes.append("calibrated with overscan only: no master matches it")
         else:
             steps.skip = True

@@ -59,6 +59,18 @@ def test_umd_g_night_scales_the_300s_dark_for_10s_flats(shared_data):
         assert 625 < np.median(light.data) < 645
 
 
+def test_flats_without_bias_or_dark_are_said_to_keep_their_offset(shared_data):
+    """The g night's lights and flats alone: the master flat is made from the flats as read, and the
+    plan says so once, for the master; the flats are not said to be 'not calibrated'."""
+    frames, _ = fitsio.scan_folder(shared_data("umd_st8_ngc520/2018-10-14_g"))
+    kept = [f for f in frames if f.kind in (FrameKind.FLAT, FrameKind.LIGHT)]
+    made = plan.make_plan(kept, Recipe())
+    said = [n for n in made.notes if "without bias or dark subtraction" in n]
+    assert len(said) == 1 and said[0].startswith("master_flat_Sloan_g.fits:") and "weakens" in said[0]
+    assert not any("not calibrated" in n for n in made.notes)
+    assert all(not steps.skip for steps in made.lights)
+
+
 def test_both_umd_nights_keep_filters_apart(shared_data):
     frames, _ = fitsio.scan_folder(shared_data("umd_st8_ngc520"))
     result = run(frames)
