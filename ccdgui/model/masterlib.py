@@ -407,6 +407,19 @@ class Library:
         return [line for entry in self.entries() if (line := entry_problem(entry)) is not None]
 
 
+def file_problem(entry: LibraryMaster) -> str | None:
+    """What a look at the file alone (no reading) says is wrong with a library master: missing, or not
+    the size it had when it was added; else None. :func:`entry_problem` checks its sha256."""
+    path = Path(entry.path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        return f"its file is missing ({exc.strerror or 'cannot be read'}: {path})"
+    if entry.bytes and size != entry.bytes:
+        return f"its file changed since it was added ({size} bytes instead of {entry.bytes})"
+    return None
+
+
 def entry_problem(entry: LibraryMaster) -> str | None:
     """Why a library master cannot be trusted (missing, or changed since it was added), else None."""
     path = Path(entry.path)

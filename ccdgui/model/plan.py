@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import calibrate, library
+from . import calibrate, library, masterlib
 from .frame import Frame, FrameKind
 from .masterlib import LibraryMaster
 from .recipe import Recipe
@@ -55,6 +55,7 @@ class MasterPlan:
     exptime: float | None = None
     filter: str | None = None
     library: LibraryMaster | None = None  # a master of the library: read from its file, not combined
+    unusable: str | None = None           # a library master whose file is missing or changed: refused
     previous: tuple[str, dict] | None = None  # the library's newest like master: (what it is, its QA*)
     _facts: library.Facts | None = field(default=None, init=False, repr=False)
 
@@ -516,7 +517,7 @@ def _user_choice(steps: FrameSteps, kind: str, reference: str, masters: Sequence
     found = next((m for m in masters if _reference(m) == reference or m.name == reference), None)
     if found is None:
         return False, f"{kind} {reference} chosen by the user is not available: chosen automatically"
-    verdict, reason = library.judge(found.facts(), facts, tolerances)
+    verdict, reason = _judge(found, facts, tolerances)
     if verdict == library.REFUSED:
         return False, f"{kind} {found.label} chosen by the user cannot serve ({reason}): chosen automatically"
     steps.choices[kind] = Choice(kind, found, verdict, reason, by_user=True)
@@ -537,7 +538,7 @@ def _best_library_master(steps: FrameSteps, kind: str, offered: Sequence[MasterP
             continue
         if kind == "dark" and not master.bias_subtracted and steps.bias is not None:
             continue  # it still holds a bias that would then be subtracted twice
-        verdict, reason = library.judge(master.facts(), facts, tolerances)
+        verdict, reason = _judge(master, facts, tolerances)
         if verdict != library.REFUSED:
             usable.append((master, verdict, reason))
     if not usable:
@@ -569,7 +570,7 @@ def candidates(plan: Plan, steps: FrameSteps, kind: str) -> list[Candidate]:
     for master in [*plan.masters, *plan.offered]:
         if master.kind is not _MASTER_OF[kind]:
             continue
-        verdict, reason = library.judge(master.facts(), facts, plan.tolerances)
+        verdict, reason = _judge(master, facts, plan.tolerances)
         picked = chosen is not None and chosen.master is master
         found.append(Candidate(master, verdict, reason, _reference(master), picked,
                                picked and chosen.by_user))  # type: ignore[union-attr]
@@ -618,7 +619,17 @@ def _library_master(entry: LibraryMaster) -> MasterPlan:
     key = camera if entry.kind == "bias" else (camera, library.exposure_key(entry.exptime)) \
         if entry.kind == "dark" else (camera, entry.filter)
     exptime = 0.0 if entry.kind == "bias" else library.exposure_key(entry.exptime)
-    return MasterPlan(kind, key, [], name=entry.name, exptime=exptime, filter=entry.filter, library=entry)
+    master = MasterPlan(kind, key, [], name=entry.name, exptime=exptime, filter=entry.filter, library=entry)
+    master.unusable = masterlib.file_problem(entry)  # a look at the file, no reading
+    return master
+
+
+def _judge(master: MasterPlan, facts: library.Facts, tolerances: library.Tolerances) -> tuple[str, str]:
+    """(verdict, reason) of a master for a frame; a library master whose file is missing or changed is
+    refused, so the next candidate serves."""
+    if master.unusable is not None:
+        return library.REFUSED, f"{master.unusable} (see ccdgui library check)"
+    return library.judge(master.facts(), facts, tolerances)
 
 
 def _choose_dark(steps: FrameSteps, recipe: Recipe, darks: dict, key, where: str) -> None:

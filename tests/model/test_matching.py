@@ -168,6 +168,29 @@ def test_a_light_without_masters_tonight_gets_the_library_s_with_the_reason(nigh
     assert result.record["library_masters"][1]["origin"].endswith("master_dark_300s_-10C.fits")
 
 
+def test_a_library_master_whose_file_is_gone_or_resized_is_refused_and_the_next_one_serves(
+        night_and_library, tmp_path):
+    """Planning looks at the library's files (no reading): a missing or resized one is refused with the
+    reason, and the next candidate serves instead of a run that would be refused."""
+    night, entries = night_and_library
+    older = masterlib.describe_file(write(tmp_path / "lib2", "master_bias_old.fits", "MASTER BIAS", 0.0,
+                                          101.0, date="2026-10-20T22:00:00", NCOMBINE=9))
+    entries = [*entries, older]
+    (tmp_path / "lib" / "master_dark_300s_-10C.fits").unlink()
+    with open(entries[0].path, "ab") as handle:  # the newer bias grows by a block
+        handle.write(b"\0" * 2880)
+    made = plan.make_plan(frames_in(night), Recipe(), root=night, masters=entries)
+    steps = light_steps(made, "light_1.fits")
+    assert steps.bias.name == "master_bias_old.fits" and steps.dark is None
+    ranked = {c.master.name: (c.verdict, c.reason) for c in plan.candidates(made, steps, "bias")}
+    assert ranked["master_bias.fits"][0] == "refused"
+    assert "changed since it was added" in ranked["master_bias.fits"][1] and "library check" in \
+        ranked["master_bias.fits"][1]
+    dark = {c.master.name: c for c in plan.candidates(made, steps, "dark")}["master_dark_300s_-10C.fits"]
+    assert dark.verdict == "refused" and "its file is missing" in dark.reason
+    assert [m.name for m in made.library_masters] == ["master_bias_old.fits"]
+
+
 def test_tonight_wins_unless_the_library_is_preferred(night_and_library):
     night, entries = night_and_library
     for i in range(2):
