@@ -255,3 +255,10 @@ def balanced(rgb: np.ndarray) -> np.ndarray:
         gain = np.float32(ref_spread / spread)
         out[..., channel] = (rgb[..., channel] - np.float32(median)) * gain + np.float32(ref_median)
     return out
+
+
+def symmetric_limits(data: np.ndarray, state: DisplayState) -> tuple[float, float]:
+    """Levels for a difference: symmetric about zero, out to the larger end of the interval's limits."""
+    low, high = interval_limits(data, state)
+    reach = max(abs(low), abs(high)) or 1.0
+    return -reach, reach

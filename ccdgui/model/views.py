@@ -15,10 +15,15 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .combine import robust_sigma
+
+if TYPE_CHECKING:
+    from .plan import FrameSteps
+    from .simulate import SimParams
 
 
 # --- difference -------------------------------------------------------------------------------------
@@ -208,3 +213,18 @@ def residual_report(calibrated: np.ndarray, truth_sky: np.ndarray, true_flat: np
     return ResidualReport(robust_sigma(diff), budget.sigma, robust_sigma(diff / sigma_map),
                           float(np.median(diff[finite])) if finite.any() else math.nan, budget,
                           int(finite.sum()))
+
+
+def budget_inputs(params: SimParams, steps: FrameSteps, combine: str) -> dict:
+    """:func:`residual_report`'s budget arguments for a simulated light calibrated with ``steps`` (its
+    plan step): the simulation's camera, and the number of frames each master it used combined."""
+    factor = steps.dark_factor() if (steps.dark or steps.raw_dark) is not None else 0.0
+    dark = steps.dark or steps.raw_dark
+    return dict(read_noise=params.read_noise, gain=params.gain, dark_current=params.dark_current,
+                light_exposure=params.light_exposure,
+                dark_exposure=params.light_exposure / factor if factor else None,
+                n_bias=steps.bias.ncombine if steps.bias is not None else 0,
+                n_dark=dark.ncombine if dark is not None and steps.dark is not None else 0,
+                n_flat=steps.flat.ncombine if steps.flat is not None else 0,
+                flat_level=params.flat_level, flat_exposure=params.flat_exposure,
+                method="median" if combine == "median" else "average")

@@ -37,7 +37,7 @@ from ..model import display, fitsio, provenance
 from ..model.frame import Frame, FrameKind
 from ..model.inspect import InspectError, Inspector
 from ..model.simulate import SimParams, make_camera
-from ..model.views import ResidualReport, difference, residual, residual_report
+from ..model.views import ResidualReport, budget_inputs, difference, residual, residual_report
 from ..model.wcsinfo import FrameWCS
 from .qa_panel import QAPanel
 from .stack_inspector import BACKGROUND as STACK_BACKGROUND
@@ -507,7 +507,7 @@ class InspectionController(QObject):
                 return "Nothing to subtract"
             data = difference(calibrated.data, minus.data)
             return Shown(data, f"{calibrated.name} calibrated − {minus.name}", "difference", calibrated,
-                         _symmetric(data, state))
+                         display.symmetric_limits(data, state))
         params, steps = request["sim"], request["steps"]
         if params is None:
             return "Residual: only for a simulated night"
@@ -518,7 +518,7 @@ class InspectionController(QObject):
                                        request["combine"])
         data = residual(calibrated.data, truth_sky, true_flat)
         shown = Shown(data, f"{calibrated.name} calibrated − truth", "residual", calibrated,
-                      _symmetric(data, state))
+                      display.symmetric_limits(data, state))
         shown.report = report
         return shown
 
@@ -663,23 +663,3 @@ def light_key(inspector: Inspector, name: str, path: Path | None) -> str:
     return name
 
 
-def budget_inputs(params: SimParams, steps, combine: str) -> dict:
-    """The noise budget's inputs for a simulated light calibrated with ``steps`` (its plan step): the
-    simulation's camera, and the frames the masters it used combined."""
-    factor = steps.dark_factor() if (steps.dark or steps.raw_dark) is not None else 0.0
-    dark = steps.dark or steps.raw_dark
-    return dict(read_noise=params.read_noise, gain=params.gain, dark_current=params.dark_current,
-                light_exposure=params.light_exposure,
-                dark_exposure=params.light_exposure / factor if factor else None,
-                n_bias=steps.bias.ncombine if steps.bias is not None else 0,
-                n_dark=dark.ncombine if dark is not None and steps.dark is not None else 0,
-                n_flat=steps.flat.ncombine if steps.flat is not None else 0,
-                flat_level=params.flat_level, flat_exposure=params.flat_exposure,
-                method="median" if combine == "median" else "average")
-
-
-def _symmetric(data: np.ndarray, state) -> tuple[float, float]:
-    """Levels for a difference: symmetric about zero, to the interval's larger end."""
-    low, high = display.interval_limits(data, state)
-    reach = max(abs(low), abs(high)) or 1.0
-    return -reach, reach

@@ -13,8 +13,8 @@ from astropy.wcs import WCS
 
 from ccdgui.model.inspect import Inspector
 from ccdgui.model.simulate import make_camera
-from ccdgui.model.views import difference, residual_report
-from ccdgui.qt.inspection import INSPECT_RECORD, budget_inputs
+from ccdgui.model.views import budget_inputs, difference, residual_report
+from ccdgui.qt.inspection import INSPECT_RECORD
 
 from .conftest import wait_idle
 
