@@ -18,7 +18,16 @@ from collections.abc import Callable, Generator
 
 from PyQt6.QtCore import QObject, QTimer, pyqtSignal
 
+from ..model.execute import OutputError
+from ..model.inspect import InspectError
+from ..model.masterlib import LibraryError
 from ..model.progress import Cancelled, CancelToken, Progress
+from ..model.provenance import RecordError
+from ..model.rows import FrameError
+
+#: Errors the model raises with a one-line message for the user (a full folder, an unreachable cluster, a
+#: frame that cannot be read…): said in the window, not dumped as a traceback on the terminal.
+EXPECTED_ERRORS = (OutputError, FrameError, RecordError, LibraryError, InspectError)
 
 Work = Callable[[CancelToken], Generator[Progress, None, object]]
 
@@ -52,7 +61,8 @@ class _Runner(QObject):
         except Cancelled:
             pass  # cancel() already told the listeners
         except Exception as exc:  # every error reaches the user as a message, never a crash
-            traceback.print_exc()
+            if not isinstance(exc, EXPECTED_ERRORS):
+                traceback.print_exc()  # a bug: its traceback, for the report
             self.failed.emit(self.generation, f"{type(exc).__name__}: {exc}".splitlines()[0])
         finally:
             self.ended.emit(self)

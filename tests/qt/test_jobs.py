@@ -154,3 +154,26 @@ def test_closing_the_window_during_cosmic_ray_cleaning_exits_within_a_second(tmp
     assert report["cleaning"] and process.returncode == 0
     assert report["closed_in"] < 1.0 and report["live"] == 0
     assert exited < 1.0
+
+
+@pytest.mark.parametrize("error, traceback_expected", [
+    ("output", False),   # a full folder, an unreachable cluster: said in the window, one line
+    ("bug", True),       # anything else is a bug: its traceback goes to the terminal for the report
+])
+def test_a_failed_job_is_one_line_and_only_a_bug_prints_a_traceback(qtbot, capfd, error, traceback_expected):
+    from ccdgui.model.execute import OutputError
+
+    def work(token):
+        yield Progress(0.1, "working")
+        if error == "output":
+            raise OutputError("cannot write into /full: no space left on device")
+        raise KeyError("a bug")
+
+    runner = JobRunner()
+    failed = []
+    runner.failed.connect(failed.append)
+    runner.start(work)
+    qtbot.waitUntil(lambda: bool(failed), timeout=5000)
+    runner.wait(5000)
+    assert "\n" not in failed[0]
+    assert ("Traceback" in capfd.readouterr().err) is traceback_expected
