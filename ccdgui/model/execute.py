@@ -58,6 +58,7 @@ class Result:
     outputs: list[dict] = field(default_factory=list)   # {"file", "sha256", "kind", "from"}
     changed_inputs: list[str] = field(default_factory=list)
     record: dict = field(default_factory=dict)          # what recipe.json says
+    plan: Plan | None = None                            # the plan that ran
 
 
 # --- the output folder -------------------------------------------------------------------------------
@@ -301,7 +302,7 @@ class _Run:
         self.bad_pixels: dict[int, tuple] = {}   # master id -> (mask, description), made once per master
         self.values: dict[str, dict] = {}        # master name -> values measured while building it
         self.meter = _Meter(total=plan.total_frames)
-        self.result = Result(outdir=folder.path, problems=list(plan.notes))
+        self.result = Result(outdir=folder.path, problems=list(plan.notes), plan=plan)
 
     def write(self, frame: Frame, rel: str, product: str, source: str) -> tuple[Path, dict]:
         """Write one product atomically; returns its path and its record (with its sha256). OSError

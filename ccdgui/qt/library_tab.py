@@ -68,7 +68,6 @@ class LibraryController(QObject):
         self.window = window
         self.library: Library | None = None
         self.problem = ""                   # one line when the library cannot be opened
-        self.run_plan = None                # the plan of the last Calibrate (what add_run adds)
         self.path = database_path(str(window.settings.value(SETTINGS_KEY, "") or masterlib.default_path()))
         self.view = MastersView(None)
         self.choice = MasterChoice()
@@ -249,7 +248,7 @@ class LibraryController(QObject):
     def _run(self):
         """The last Calibrate's result while it is the window's (None after a new session)."""
         result = self.window.last_result
-        return None if result is None or result.outdir is None or self.run_plan is None else result
+        return None if result is None or result.outdir is None or result.plan is None else result
 
     def _enable_add_run(self) -> None:
         ready = self._run() is not None and not self.window.runner.busy and not self.problem
@@ -266,14 +265,10 @@ class LibraryController(QObject):
         if not self.ensure_open():
             return
         self.window.statusBar().showMessage(f"Adding the run's masters to {self.path}…")
-        self.window._start(ADD_RUN_JOB, add_run_job(self.path, self.run_plan, Path(run.outdir)))
+        self.window._start(ADD_RUN_JOB, add_run_job(self.path, run.plan, Path(run.outdir)))
 
     def _on_finished(self, result) -> None:
         kind = self.window._job_kind
-        if kind == "calibrate":
-            self.run_plan = self.window.plan  # re-made from the same frames and recipe as the run's
-        elif kind in ("load", "simulate"):
-            self.run_plan = None              # a new session: its runs are not made yet
         self._enable_add_run()
         if kind != ADD_RUN_JOB:
             return
